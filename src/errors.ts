@@ -1,0 +1,65 @@
+/** Every error the library throws carries a stable `code` and, where there is one, a `cause`. */
+export class JobLogError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Another job holds the (user, group) section. */
+export class SectionBusyError extends JobLogError {
+  readonly userId: string;
+  readonly group: string;
+  /** pg-boss id of the job that holds the section, when it could be read. */
+  readonly holderJid: string | null;
+
+  constructor(userId: string, group: string, holderJid: string | null, options?: { cause?: unknown }) {
+    const holder = holderJid ? ` (held by job ${holderJid})` : '';
+    super('SECTION_BUSY', `section busy: user ${userId}, group ${group}${holder}`, options);
+    this.userId = userId;
+    this.group = group;
+    this.holderJid = holderJid;
+  }
+}
+
+/** Options given to `createJobLog`, `work` or `section` are invalid; the message names each field. */
+export class InvalidOptionsError extends JobLogError {
+  readonly issues: { path: string; message: string }[];
+
+  constructor(where: string, issues: { path: string; message: string }[], options?: { cause?: unknown }) {
+    const lines = issues.map((i) => `  - ${i.path || '(options)'}: ${i.message}`).join('\n');
+    super('INVALID_OPTIONS', `invalid options for ${where}:\n${lines}`, options);
+    this.issues = issues;
+  }
+}
+
+/** A job's payload failed the worker's schema, or its user id could not be read. Never retried. */
+export class InvalidPayloadError extends JobLogError {
+  readonly jid: string;
+  readonly issues: { path: string; message: string }[];
+
+  constructor(jid: string, issues: { path: string; message: string }[], options?: { cause?: unknown }) {
+    const lines = issues.map((i) => `${i.path || '(payload)'}: ${i.message}`).join('; ');
+    super('INVALID_PAYLOAD', `invalid payload: ${lines}`, options);
+    this.jid = jid;
+    this.issues = issues;
+  }
+}
+
+/**
+ * This attempt no longer owns its row: a newer attempt of the same job took it over (pg-boss
+ * ran the job again after a timeout), or the row was settled by the reaper.
+ */
+export class StaleAttemptError extends JobLogError {
+  readonly jid: string;
+  readonly attempt: number;
+
+  constructor(jid: string, attempt: number, options?: { cause?: unknown }) {
+    super('STALE_ATTEMPT', `job ${jid} attempt ${attempt} no longer owns its log row`, options);
+    this.jid = jid;
+    this.attempt = attempt;
+  }
+}

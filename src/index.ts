@@ -1,0 +1,24 @@
+export { createJobLog, JobLog, type JobLogEvents } from './joblog.ts';
+export { isSectionBusyError } from './section.ts';
+export {
+  JobLogError,
+  SectionBusyError,
+  InvalidOptionsError,
+  InvalidPayloadError,
+  StaleAttemptError,
+} from './errors.ts';
+export type { JobLogWarning } from './tracker.ts';
+export type {
+  BossLike,
+  BusyPolicy,
+  JobContext,
+  JobLogOptions,
+  JobLogRow,
+  JobState,
+  PrismaLike,
+  RecordedError,
+  SectionOptions,
+  TrackedHandler,
+  WorkOptions,
+} from './types.ts';
+export type { StandardSchemaV1 } from './standard-schema.ts';

@@ -1,0 +1,102 @@
+import { EventEmitter } from 'node:events';
+import {
+  jobLogOptionsSchema,
+  parseOptions,
+  queueNameSchema,
+  sectionOptionsSchema,
+  workOptionsSchema,
+} from './options.ts';
+import { runSection } from './section.ts';
+import { LogStore } from './store.ts';
+import { createBatchHandler, normaliseUserId, type JobLogWarning } from './tracker.ts';
+import { InvalidOptionsError } from './errors.ts';
+import type {
+  BossLike,
+  JobLogOptions,
+  JobLogRow,
+  SectionOptions,
+  TrackedHandler,
+  WorkOptions,
+} from './types.ts';
+import { z } from 'zod';
+import type { WorkOptions as BossWorkOptions } from 'pg-boss';
+
+export interface JobLogEvents {
+  /** A write was fenced off (stale attempt) or failed; the job itself went on. */
+  warning: [JobLogWarning];
+}
+
+const inProgressSchema = z.strictObject({
+  userId: z.union([z.string().min(1), z.number(), z.bigint()], { message: 'expected a string or number user id' }),
+  group: z.string().min(1).optional(),
+  types: z.array(z.string().min(1)).optional(),
+});
+
+/** The job log of one application: tracked workers, sections and queries. */
+export class JobLog extends EventEmitter<JobLogEvents> {
+  readonly #store: LogStore;
+  readonly #boss: BossLike;
+
+  /** @internal use createJobLog */
+  constructor(options: JobLogOptions) {
+    super();
+    const parsed = parseOptions(jobLogOptionsSchema, options, 'createJobLog') as JobLogOptions;
+    this.#store = new LogStore(parsed.prisma);
+    this.#boss = parsed.boss;
+  }
+
+  /**
+   * Register a tracked pg-boss worker: each job's row is claimed before `handler` runs and
+   * settled after it. Resolves to pg-boss's worker id.
+   */
+  async work<T = any, R = unknown>(queue: string, options: WorkOptions<T>, handler: TrackedHandler<T, R>): Promise<string> {
+    const name = parseOptions(queueNameSchema, queue, 'work (queue name)');
+    if (typeof handler !== 'function') {
+      throw new InvalidOptionsError(`work('${name}')`, [{ path: 'handler', message: 'expected a function (job, ctx) => Promise' }]);
+    }
+    const { type, group, userId, schema, onBusy, retryable, ...bossOptions } = parseOptions(
+      workOptionsSchema,
+      options,
+      `work('${name}')`,
+    );
+    const config = { queue: name, type, group, userId, schema, onBusy, retryable } as Parameters<
+      typeof createBatchHandler<T>
+    >[1];
+    const batch = createBatchHandler<T>(this.#store, config, handler, (w) => this.emit('warning', w));
+    const workOptions: BossWorkOptions & { includeMetadata: true; perJobResults: true } = {
+      ...bossOptions,
+      includeMetadata: true,
+      perJobResults: true,
+    };
+    return this.#boss.work(name, workOptions, batch);
+  }
+
+  /** Run `fn` inside a (user, group) section outside pg-boss. Throws `SectionBusyError` when held. */
+  async section<R>(options: SectionOptions, fn: (ctx: { jid: string }) => Promise<R>): Promise<R> {
+    const parsed = parseOptions(sectionOptionsSchema, options, 'section');
+    return runSection(this.#store, { ...parsed, userId: normaliseUserId(parsed.userId)! }, fn);
+  }
+
+  /** Rows of a user's jobs that are running or waiting for a retry, oldest first. */
+  async inProgress(query: { userId: string | number | bigint; group?: string; types?: string[] }): Promise<JobLogRow[]> {
+    const q = parseOptions(inProgressSchema, query, 'inProgress');
+    return this.#store.inProgress(normaliseUserId(q.userId)!, q.group ?? null, q.types ?? null);
+  }
+
+  /** The row of the job that holds the (user, group) section, or null when it is open. */
+  async holder(userId: string | number | bigint, group: string): Promise<JobLogRow | null> {
+    const q = parseOptions(inProgressSchema.pick({ userId: true }).extend({ group: z.string().min(1) }), { userId, group }, 'holder');
+    return this.#store.holder(normaliseUserId(q.userId)!, q.group);
+  }
+
+  /** The row of one job, by pg-boss id. */
+  async get(jid: string): Promise<JobLogRow | null> {
+    const id = parseOptions(z.uuid({ message: 'expected a UUID' }), jid, 'get (jid)');
+    return this.#store.byJid(id);
+  }
+}
+
+/** Create the job log of an application from its own PrismaClient and PgBoss instance. */
+export function createJobLog(options: JobLogOptions): JobLog {
+  return new JobLog(options);
+}

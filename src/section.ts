@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto';
+import { SectionBusyError } from './errors.ts';
+import { SECTION_INDEX } from './sql.ts';
+import type { LogStore } from './store.ts';
+import type { SectionOptions } from './types.ts';
+
+/**
+ * Run `fn` inside a (user, group) section outside pg-boss, with a row of its own in the log:
+ * `finished` when `fn` resolves, `failed` when it throws. Throws `SectionBusyError` when
+ * another job holds the section.
+ */
+export async function runSection<R>(
+  store: LogStore,
+  options: Required<Omit<SectionOptions, 'jid' | 'userId'>> & { jid?: string; userId: string },
+  fn: (ctx: { jid: string }) => Promise<R>,
+): Promise<R> {
+  const jid = options.jid ?? randomUUID();
+  const job = {
+    jid,
+    queue: options.queue,
+    type: options.type,
+    userId: options.userId,
+    group: options.group,
+    attempt: 1,
+    maxAttempts: 1,
+    queuedAt: null,
+  };
+  const claim = await store.claim(job);
+  if (claim.outcome === 'busy') throw new SectionBusyError(options.userId, options.group, claim.holderJid);
+  if (claim.outcome !== 'claimed') {
+    throw new SectionBusyError(options.userId, options.group, jid, {
+      cause: new Error(`a row with jid ${jid} already exists (${claim.outcome})`),
+    });
+  }
+  let result: R;
+  try {
+    result = await fn({ jid });
+  } catch (error) {
+    await store.recordFailure(jid, 1, error, 'failed');
+    throw error;
+  }
+  await store.finish(jid, 1);
+  return result;
+}
+
+/**
+ * True for "another job holds this section", however it arrives: a `SectionBusyError`, a
+ * Prisma P2002 (ORM call) or P2010 (raw query) on the section index, or a plain `pg` error
+ * 23505 on it. A violation of any other unique index is not "busy".
+ */
+export function isSectionBusyError(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof SectionBusyError) return true;
+    if (isPrismaSectionViolation(e) || isPgSectionViolation(e)) return true;
+  }
+  return false;
+}
+
+function isPrismaSectionViolation(e: unknown): boolean {
+  const { code, meta, message } = e as { code?: unknown; meta?: Record<string, any>; message?: unknown };
+  if (code !== 'P2002' && code !== 'P2010') return false;
+  const cause = meta?.driverAdapterError?.cause;
+  if (cause) {
+    return cause.originalCode === '23505' && cause.constraint?.index === SECTION_INDEX;
+  }
+  // Without the driver adapter's details, the message still names the index.
+  return typeof message === 'string' && message.includes(SECTION_INDEX);
+}
+
+function isPgSectionViolation(e: unknown): boolean {
+  const { code, constraint } = e as { code?: unknown; constraint?: unknown };
+  return code === '23505' && constraint === SECTION_INDEX;
+}

@@ -1,0 +1,115 @@
+// The statements that matter, in one place. Every parameter is cast explicitly so the
+// statements mean the same whatever types the driver reports for the values.
+//
+// Fencing: every write that settles a row names the attempt it belongs to
+// (`jid = $1 AND attempt = $2 AND state = 'started'`), so a stale attempt that pg-boss
+// ran again after a timeout can never overwrite the newer attempt's row.
+
+export const SECTION_INDEX = 'job_logs_section_key';
+
+/** The row's columns as the library reads them. */
+const COLUMNS = `id, jid::text AS jid, queue, job_type::text AS job_type, state::text AS state,
+  user_id, "group", attempt, max_attempts, holder_jid::text AS holder_jid, queued_at, started_at,
+  finished_at, duration_ms, error, errors, created_at, updated_at`;
+
+/**
+ * Claim a job's row in one statement: re-enter the row of an earlier attempt of the same job
+ * when it is still `started` (a retry keeps its section), otherwise insert a new `started` row.
+ * The insert does nothing when the jid exists or another job holds the (user, group) section
+ * (the partial unique index); the caller then asks `claimConflict` why.
+ * $1 jid, $2 queue, $3 job type, $4 user id, $5 group, $6 attempt, $7 max attempts, $8 queued at
+ */
+export const claim = `
+WITH reentered AS (
+  UPDATE job_logs
+     SET attempt = $6::int, max_attempts = $7::int, updated_at = clock_timestamp()
+   WHERE jid = $1::uuid AND state = 'started' AND attempt < $6::int
+  RETURNING id
+), inserted AS (
+  INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
+                        started_at, created_at, updated_at)
+  SELECT $1::uuid, $2::text, $3::text::"JobType", $4::text, $5::text, $6::int, $7::int,
+         $8::timestamptz, clock_timestamp(), clock_timestamp(), clock_timestamp()
+   WHERE NOT EXISTS (SELECT 1 FROM reentered)
+  ON CONFLICT DO NOTHING
+  RETURNING id
+)
+SELECT 'reentered' AS outcome FROM reentered
+UNION ALL
+SELECT 'claimed' AS outcome FROM inserted`;
+
+/**
+ * Why a claim inserted nothing: the job's own row (stale attempt or already settled) or the
+ * section's holder. $1 jid, $2 user id, $3 group
+ */
+export const claimConflict = `
+SELECT (SELECT state::text FROM job_logs WHERE jid = $1::uuid) AS own_state,
+       (SELECT attempt FROM job_logs WHERE jid = $1::uuid) AS own_attempt,
+       (SELECT jid::text FROM job_logs
+         WHERE user_id = $2::text AND "group" = $3::text AND state = 'started') AS holder_jid`;
+
+/** $1 jid, $2 attempt */
+export const finish = `
+UPDATE job_logs
+   SET state = 'finished', finished_at = clock_timestamp(), updated_at = clock_timestamp(),
+       duration_ms = round(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int
+ WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
+RETURNING id`;
+
+/**
+ * Record a failed attempt. $4 is the row's next state: `started` while a retry is due (the
+ * section stays held for it), `dead` or `failed` when the job is over.
+ * $1 jid, $2 attempt, $3 error (json), $4 next state
+ */
+export const recordFailure = `
+UPDATE job_logs
+   SET state = $4::text::"JobState",
+       error = $3::jsonb,
+       errors = errors || jsonb_build_array(jsonb_build_object(
+                  'attempt', attempt, 'at', clock_timestamp(), 'error', $3::jsonb)),
+       finished_at = CASE WHEN $4::text = 'started' THEN NULL ELSE clock_timestamp() END,
+       duration_ms = CASE WHEN $4::text = 'started' THEN NULL
+                     ELSE round(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int END,
+       updated_at = clock_timestamp()
+ WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
+RETURNING id`;
+
+/**
+ * A row for a job that ends without running (skipped, invalid payload, busy on its last
+ * attempt). It never takes a section. Does nothing if the job already has a row.
+ * $1 jid, $2 queue, $3 job type, $4 user id, $5 group, $6 attempt, $7 max attempts,
+ * $8 queued at, $9 state, $10 error (json or null), $11 holder jid
+ */
+export const recordSettled = `
+INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
+                      state, error, errors, holder_jid, started_at, finished_at, duration_ms,
+                      created_at, updated_at)
+VALUES ($1::uuid, $2::text, $3::text::"JobType", $4::text, $5::text, $6::int, $7::int,
+        $8::timestamptz, $9::text::"JobState", $10::jsonb,
+        CASE WHEN $10::jsonb IS NULL THEN '[]'::jsonb
+             ELSE jsonb_build_array(jsonb_build_object('attempt', $6::int, 'at', clock_timestamp(),
+                                                       'error', $10::jsonb)) END,
+        $11::uuid, clock_timestamp(), clock_timestamp(), 0, clock_timestamp(), clock_timestamp())
+ON CONFLICT (jid) DO NOTHING
+RETURNING id`;
+
+/** Does this attempt still own its row (and so its section)? $1 jid, $2 attempt */
+export const ownsRow = `
+SELECT EXISTS (SELECT 1 FROM job_logs
+                WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started') AS owns`;
+
+/** $1 user id, $2 group */
+export const holder = `
+SELECT ${COLUMNS} FROM job_logs
+ WHERE user_id = $1::text AND "group" = $2::text AND state = 'started'`;
+
+/** The in-progress scope. $1 user id, $2 group or null, $3 job types or null */
+export const inProgress = `
+SELECT ${COLUMNS} FROM job_logs
+ WHERE user_id = $1::text AND state = 'started'
+   AND ($2::text IS NULL OR "group" = $2::text)
+   AND ($3::text[] IS NULL OR job_type::text = ANY ($3::text[]))
+ ORDER BY started_at`;
+
+/** $1 jid */
+export const byJid = `SELECT ${COLUMNS} FROM job_logs WHERE jid = $1::uuid`;
