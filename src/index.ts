@@ -1,5 +1,6 @@
 export { createJobLog, JobLog, type JobLogEvents } from './joblog.ts';
 export { isSectionBusyError } from './section.ts';
+export { parseDuration } from './duration.ts';
 export {
   JobLogError,
   SectionBusyError,
@@ -9,8 +10,22 @@ export {
 } from './errors.ts';
 export type { JobLogWarning } from './tracker.ts';
 export type {
+  BossJobState,
   BossLike,
   BusyPolicy,
+  DateInput,
+  DurationInput,
+  FindQuery,
+  FindResult,
+  HeldSection,
+  JobTypeStats,
+  PruneOptions,
+  PruneResult,
+  SectionsQuery,
+  StatsBucket,
+  StatsBucketRow,
+  StatsQuery,
+  StatsResult,
   JobContext,
   JobLogOptions,
   JobLogRow,

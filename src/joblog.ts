@@ -10,10 +10,21 @@ import { runSection } from './section.ts';
 import { LogStore } from './store.ts';
 import { createBatchHandler, normaliseUserId, type JobLogWarning } from './tracker.ts';
 import { InvalidOptionsError } from './errors.ts';
+import { find, sections, stats } from './queries.ts';
+import { prune } from './maintenance/pruner.ts';
 import type {
   BossLike,
+  FindQuery,
+  FindResult,
+  HeldSection,
   JobLogOptions,
   JobLogRow,
+  PrismaLike,
+  PruneOptions,
+  PruneResult,
+  SectionsQuery,
+  StatsQuery,
+  StatsResult,
   SectionOptions,
   TrackedHandler,
   WorkOptions,
@@ -35,13 +46,15 @@ const inProgressSchema = z.strictObject({
 /** The job log of one application: tracked workers, sections and queries. */
 export class JobLog extends EventEmitter<JobLogEvents> {
   readonly #store: LogStore;
-  readonly #boss: BossLike;
+  readonly #prisma: PrismaLike;
+  readonly #boss: BossLike | undefined;
 
   /** @internal use createJobLog */
   constructor(options: JobLogOptions) {
     super();
     const parsed = parseOptions(jobLogOptionsSchema, options, 'createJobLog') as JobLogOptions;
     this.#store = new LogStore(parsed.prisma);
+    this.#prisma = parsed.prisma;
     this.#boss = parsed.boss;
   }
 
@@ -51,6 +64,12 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    */
   async work<T = any, R = unknown>(queue: string, options: WorkOptions<T>, handler: TrackedHandler<T, R>): Promise<string> {
     const name = parseOptions(queueNameSchema, queue, 'work (queue name)');
+    const boss = this.#boss;
+    if (!boss) {
+      throw new InvalidOptionsError(`work('${name}')`, [
+        { path: 'boss', message: 'createJobLog was given no boss: pass your started PgBoss to createJobLog({ prisma, boss }) to register workers' },
+      ]);
+    }
     if (typeof handler !== 'function') {
       throw new InvalidOptionsError(`work('${name}')`, [{ path: 'handler', message: 'expected a function (job, ctx) => Promise' }]);
     }
@@ -68,7 +87,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
       includeMetadata: true,
       perJobResults: true,
     };
-    return this.#boss.work(name, workOptions, batch);
+    return boss.work(name, workOptions, batch);
   }
 
   /** Run `fn` inside a (user, group) section outside pg-boss. Throws `SectionBusyError` when held. */
@@ -94,9 +113,32 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     const id = parseOptions(z.uuid({ message: 'expected a UUID' }), jid, 'get (jid)');
     return this.#store.byJid(id);
   }
+
+  /** Rows matching every filter, newest first, one keyset page at a time (`nextCursor`). */
+  async find(query: FindQuery = {}): Promise<FindResult> {
+    return find(this.#prisma, query);
+  }
+
+  /** Per job type in [since, until): counts by state, failure rate, duration p50/p95/max; optional buckets. */
+  async stats(query: StatsQuery): Promise<StatsResult> {
+    return stats(this.#prisma, query);
+  }
+
+  /** Every section held now, with its pg-boss job's state and whether it looks stale. */
+  async sections(query: SectionsQuery = {}): Promise<HeldSection[]> {
+    return sections(this.#prisma, query);
+  }
+
+  /** Delete settled rows (never `started`) that finished before `olderThan`, in short batches. */
+  async prune(options: PruneOptions): Promise<PruneResult> {
+    return prune(this.#prisma, options);
+  }
 }
 
-/** Create the job log of an application from its own PrismaClient and PgBoss instance. */
+/**
+ * Create the job log of an application from its own PrismaClient and PgBoss instance. Without
+ * `boss` the log can be read and pruned but `work()` throws.
+ */
 export function createJobLog(options: JobLogOptions): JobLog {
   return new JobLog(options);
 }

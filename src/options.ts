@@ -18,7 +18,7 @@ const name = z.string().trim().min(1, 'must be a non-empty string');
 
 export const jobLogOptionsSchema = z.strictObject({
   prisma: objectWith('$queryRawUnsafe', "the app's PrismaClient"),
-  boss: objectWith('work', 'a PgBoss instance'),
+  boss: objectWith('work', 'a PgBoss instance').optional(),
 });
 
 export const busyPolicySchema = z.enum(['skip', 'throw'], {

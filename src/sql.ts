@@ -8,7 +8,7 @@
 export const SECTION_INDEX = 'job_logs_section_key';
 
 /** The row's columns as the library reads them. */
-const COLUMNS = `id, jid::text AS jid, queue, job_type::text AS job_type, state::text AS state,
+export const COLUMNS = `id, jid::text AS jid, queue, job_type::text AS job_type, state::text AS state,
   user_id, "group", attempt, max_attempts, holder_jid::text AS holder_jid, queued_at, started_at,
   finished_at, duration_ms, error, errors, created_at, updated_at`;
 

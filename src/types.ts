@@ -52,8 +52,8 @@ export type BusyPolicy = 'skip' | 'throw';
 export interface JobLogOptions {
   /** The app's PrismaClient. */
   prisma: PrismaLike;
-  /** The app's started PgBoss instance. */
-  boss: BossLike;
+  /** The app's started PgBoss instance; needed by `work()` only (read-only use may leave it out). */
+  boss?: BossLike;
 }
 
 /** What the handler gets besides the job. */
@@ -118,3 +118,141 @@ export interface SectionOptions {
 }
 
 export type { Job, JobWithMetadata };
+
+// ---- Queries (joblog.find / stats / sections / prune) ----
+
+/** A point in time: a Date, or an ISO 8601 string. */
+export type DateInput = Date | string;
+
+/**
+ * A span of time: milliseconds, or a string such as `'90s'`, `'15m'`, `'12h'`, `'30d'`, `'2w'`.
+ */
+export type DurationInput = number | string;
+
+/** Filters of `joblog.find`. Every filter is optional; all given filters must hold. */
+export interface FindQuery {
+  userId?: string | number | bigint;
+  /** Job types (values of the app's `JobType` enum). */
+  types?: string[];
+  states?: JobState[];
+  group?: string;
+  queue?: string;
+  /** Rows that started at or after this time. */
+  since?: DateInput;
+  /** Rows that started before this time. */
+  until?: DateInput;
+  /** The row of one pg-boss job id. */
+  jid?: string;
+  /** Page size: default 50, at most 500. */
+  limit?: number;
+  /** `nextCursor` of the previous page; the filters must be the same as for that page. */
+  cursor?: string | null;
+}
+
+/** One page of `joblog.find`, newest first by (started_at, id). */
+export interface FindResult {
+  rows: JobLogRow[];
+  /** Give it as `cursor` for the next (older) page; null on the last page. */
+  nextCursor: string | null;
+}
+
+/** Width of a chart bucket: `'<n> minute(s)' | '<n> hour(s)' | '<n> day(s)' | '<n> week(s)'`. */
+export type StatsBucket = string;
+
+/** Options of `joblog.stats`: rows that started in [since, until). */
+export interface StatsQuery {
+  since: DateInput;
+  /** Default now. */
+  until?: DateInput;
+  /** Also count per time bucket (for charts), e.g. `'1 hour'`, `'1 day'`. At most 1000 buckets. */
+  bucket?: StatsBucket;
+  /** Only these job types. */
+  types?: string[];
+}
+
+/** Figures of one job type in the window. */
+export interface JobTypeStats {
+  jobType: string;
+  total: number;
+  counts: Record<JobState, number>;
+  /** (failed + dead) / (finished + failed + dead); null when none of those. */
+  failureRate: number | null;
+  /** Duration percentiles of settled runs (finished, failed, dead); null when none. */
+  p50Ms: number | null;
+  p95Ms: number | null;
+  maxMs: number | null;
+}
+
+/** One time bucket: every job type together. Buckets without rows are included with zeros. */
+export interface StatsBucketRow {
+  /** Start of the bucket. */
+  at: Date;
+  total: number;
+  /** failed + dead */
+  failed: number;
+}
+
+export interface StatsResult {
+  since: Date;
+  until: Date;
+  /** Ordered by job type. */
+  byType: JobTypeStats[];
+  /** Present when `bucket` was given, oldest first. */
+  buckets?: StatsBucketRow[];
+}
+
+/** The state of a pg-boss job as `pgboss.job` holds it. */
+export type BossJobState = 'created' | 'retry' | 'active' | 'completed' | 'cancelled' | 'failed';
+
+/** Options of `joblog.sections`. */
+export interface SectionsQuery {
+  userId?: string | number | bigint;
+  group?: string;
+  /** The pg-boss schema. Default `pgboss`. */
+  bossSchema?: string;
+}
+
+/** A section held now: a `started` row with a user and a group. */
+export interface HeldSection {
+  userId: string;
+  group: string;
+  jid: string;
+  jobType: string;
+  queue: string;
+  attempt: number;
+  maxAttempts: number;
+  startedAt: Date;
+  heldForMs: number;
+  /** The pg-boss job's state; null when there is none (gone, or a `joblog.section` row). */
+  bossState: BossJobState | null;
+  /**
+   * True when the holder looks dead: its pg-boss job is settled (completed, failed, cancelled)
+   * or gone while the row still holds the section.
+   */
+  stale: boolean;
+}
+
+/** Options of `joblog.prune`. */
+export interface PruneOptions {
+  /** Delete rows settled (finished_at) before this time, or this long ago. */
+  olderThan: DateInput | DurationInput;
+  /** Default all settled states: `finished`, `skipped`, `failed`, `dead`. Never `started`. */
+  states?: Exclude<JobState, 'started'>[];
+  /** Rows deleted per statement (one short transaction each). Default 5000. */
+  batchSize?: number;
+  /** Count what would be deleted, delete nothing. */
+  dryRun?: boolean;
+  /** Called after each batch. */
+  onProgress?: (progress: { deleted: number; batches: number }) => void;
+  /** Stops between batches when aborted; resolves with what was deleted so far. */
+  signal?: AbortSignal;
+}
+
+export interface PruneResult {
+  /** Rows deleted, or with `dryRun` the rows that would be. */
+  deleted: number;
+  batches: number;
+  /** The cut-off used. */
+  olderThan: Date;
+  dryRun: boolean;
+}

@@ -29,10 +29,19 @@ describe('options are checked where they enter, naming each bad field', () => {
   test('createJobLog', () => {
     const missing = invalid(() => createJobLog({} as never));
     expect(missing.code).toBe('INVALID_OPTIONS');
-    expect(paths(missing).sort()).toEqual(['boss', 'prisma']);
+    expect(paths(missing)).toEqual(['prisma']);
     expect(missing.message).toMatch(/prisma: expected the app's PrismaClient/);
+    expect(paths(invalid(() => createJobLog({ prisma: db.prisma, boss: {} } as never)))).toEqual(['boss']);
     const unknown = invalid(() => createJobLog({ prisma: db.prisma, boss: noBoss, table: 'x' } as never));
     expect(unknown.message).toContain('unknown option(s) table');
+  });
+
+  test('a log made without boss reads, but work() names the missing boss', async () => {
+    const readOnly = createJobLog({ prisma: db.prisma });
+    expect(await readOnly.get('00000000-0000-4000-8000-000000000000')).toBeNull();
+    const error = await invalidAsync(readOnly.work('q', { type: 'x' }, async () => {}));
+    expect(paths(error)).toEqual(['boss']);
+    expect(error.message).toMatch(/pass your started PgBoss to createJobLog/);
   });
 
   test('work: wrong types, unknown keys, bad values, missing handler; nothing is registered', async () => {

@@ -1,0 +1,280 @@
+// The read side of the log: find (keyset pages), stats (computed in SQL) and the sections held
+// now. One implementation, used by the API, the CLI and the dashboard. Every value is a bound
+// parameter; only fixed fragments chosen in this file are spliced into the SQL text.
+import { z } from 'zod';
+import { JobLogError } from './errors.ts';
+import { parseDate } from './duration.ts';
+import { parseOptions } from './options.ts';
+import { toJobLogRow } from './rows.ts';
+import { COLUMNS } from './sql.ts';
+import { normaliseUserId } from './tracker.ts';
+import type {
+  BossJobState,
+  FindQuery,
+  FindResult,
+  HeldSection,
+  JobState,
+  JobTypeStats,
+  PrismaLike,
+  SectionsQuery,
+  StatsBucketRow,
+  StatsQuery,
+  StatsResult,
+} from './types.ts';
+
+export const FIND_DEFAULT_LIMIT = 50;
+export const FIND_MAX_LIMIT = 500;
+export const STATS_MAX_BUCKETS = 1000;
+
+export const JOB_STATES = ['started', 'finished', 'failed', 'dead', 'skipped'] as const satisfies readonly JobState[];
+
+const text = z.string().trim().min(1, 'must be a non-empty string');
+const userIdSchema = z.union([text, z.int(), z.bigint()], { message: 'expected a string or integer user id' });
+const dateSchema = z.custom<Date | string>((v) => parseDate(v) !== null, {
+  message: 'expected a Date or an ISO 8601 date string',
+});
+const stateSchema = z.enum(JOB_STATES, { message: `expected one of ${JOB_STATES.join(', ')}` });
+
+export const findQuerySchema = z.strictObject({
+  userId: userIdSchema.optional(),
+  types: z.array(text).min(1, 'give at least one type, or leave it out').optional(),
+  states: z.array(stateSchema).min(1, 'give at least one state, or leave it out').optional(),
+  group: text.optional(),
+  queue: text.optional(),
+  since: dateSchema.optional(),
+  until: dateSchema.optional(),
+  jid: z.uuid({ message: 'expected a UUID' }).optional(),
+  limit: z.int().min(1).max(FIND_MAX_LIMIT, `at most ${FIND_MAX_LIMIT}`).default(FIND_DEFAULT_LIMIT),
+  cursor: z.string().nullish(),
+});
+
+const BUCKET = /^(\d+)\s*(minute|hour|day|week)s?$/;
+const BUCKET_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000, week: 604_800_000 } as const;
+
+export const statsQuerySchema = z.strictObject({
+  since: dateSchema,
+  until: dateSchema.optional(),
+  bucket: z
+    .string()
+    .trim()
+    .regex(BUCKET, "expected '<n> minute(s)|hour(s)|day(s)|week(s)', e.g. '1 hour'")
+    .refine((b) => Number(BUCKET.exec(b)![1]) > 0, 'must be longer than zero')
+    .optional(),
+  types: z.array(text).min(1, 'give at least one type, or leave it out').optional(),
+});
+
+export const sectionsQuerySchema = z.strictObject({
+  userId: userIdSchema.optional(),
+  group: text.optional(),
+  bossSchema: text.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a plain schema name').default('pgboss'),
+});
+
+/** Builds a WHERE clause of bound parameters. */
+class Where {
+  readonly clauses: string[] = [];
+  readonly values: unknown[] = [];
+
+  add(fragment: (param: string) => string, value: unknown): void {
+    this.values.push(value);
+    this.clauses.push(fragment(`$${this.values.length}`));
+  }
+
+  param(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+
+  toString(): string {
+    return this.clauses.length ? `WHERE ${this.clauses.join(' AND ')}` : '';
+  }
+}
+
+// ---- find ----
+
+interface CursorPosition {
+  startedAt: Date;
+  id: bigint;
+}
+
+/** Opaque to callers: the (started_at, id) of the last row of a page. */
+export function encodeCursor(position: CursorPosition): string {
+  return Buffer.from(`${position.startedAt.toISOString()}|${position.id}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): CursorPosition | null {
+  const [iso, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const startedAt = iso ? parseDate(iso) : null;
+  if (!startedAt || rest.length || !id || !/^\d+$/.test(id)) return null;
+  return { startedAt, id: BigInt(id) };
+}
+
+/** Rows matching every filter, newest first by (started_at, id), one keyset page at a time. */
+export async function find(prisma: PrismaLike, query: FindQuery = {}): Promise<FindResult> {
+  const q = parseOptions(findQuerySchema, query, 'find');
+  const where = new Where();
+  if (q.jid !== undefined) where.add((p) => `jid = ${p}::uuid`, q.jid);
+  if (q.userId !== undefined) where.add((p) => `user_id = ${p}::text`, normaliseUserId(q.userId));
+  if (q.group !== undefined) where.add((p) => `"group" = ${p}::text`, q.group);
+  if (q.queue !== undefined) where.add((p) => `queue = ${p}::text`, q.queue);
+  if (q.types !== undefined) where.add((p) => `job_type::text = ANY (${p}::text[])`, q.types);
+  if (q.states !== undefined) where.add((p) => `state = ANY (${p}::text[]::"JobState"[])`, q.states);
+  if (q.since !== undefined) where.add((p) => `started_at >= ${p}::timestamptz`, parseDate(q.since));
+  if (q.until !== undefined) where.add((p) => `started_at < ${p}::timestamptz`, parseDate(q.until));
+  if (q.cursor) {
+    const position = decodeCursor(q.cursor);
+    if (!position) {
+      throw new JobLogError('INVALID_CURSOR', 'invalid options for find:\n  - cursor: not a cursor returned by find(); start again without it');
+    }
+    const at = where.param(position.startedAt);
+    const id = where.param(position.id.toString());
+    where.clauses.push(`(started_at, id) < (${at}::timestamptz, ${id}::bigint)`);
+  }
+  const limit = where.param(q.limit + 1);
+  const statement = `SELECT ${COLUMNS} FROM job_logs ${where} ORDER BY started_at DESC, id DESC LIMIT ${limit}::int`;
+  const raw = (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...where.values)) ?? [];
+  const rows = raw.slice(0, q.limit).map(toJobLogRow);
+  const last = rows.at(-1);
+  return { rows, nextCursor: raw.length > q.limit && last ? encodeCursor(last) : null };
+}
+
+// ---- stats ----
+
+// Buckets are aligned to this origin (a Monday, midnight UTC), so '1 hour' buckets start on the
+// hour and '1 week' buckets on Mondays, whatever `since` is.
+const BUCKET_ORIGIN = '2001-01-01T00:00:00Z';
+
+const SETTLED_RUN = `state IN ('finished', 'failed', 'dead')`;
+
+/** Per job type: counts by state, failure rate, duration percentiles; optionally per bucket. */
+export async function stats(prisma: PrismaLike, query: StatsQuery): Promise<StatsResult> {
+  const q = parseOptions(statsQuerySchema, query, 'stats');
+  const since = parseDate(q.since)!;
+  const until = q.until === undefined ? new Date() : parseDate(q.until)!;
+  if (until <= since) {
+    throw new JobLogError('INVALID_OPTIONS', 'invalid options for stats:\n  - until: must be later than since');
+  }
+  const bucket = q.bucket === undefined ? undefined : normaliseBucket(q.bucket, since, until);
+
+  const where = new Where();
+  where.add((p) => `started_at >= ${p}::timestamptz`, since);
+  where.add((p) => `started_at < ${p}::timestamptz`, until);
+  if (q.types) where.add((p) => `job_type::text = ANY (${p}::text[])`, q.types);
+
+  const byTypeSql = `
+SELECT job_type::text AS job_type, count(*)::int AS total,
+       ${JOB_STATES.map((s) => `count(*) FILTER (WHERE state = '${s}')::int AS "${s}"`).join(',\n       ')},
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${SETTLED_RUN}) AS p50,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${SETTLED_RUN}) AS p95,
+       max(duration_ms) FILTER (WHERE ${SETTLED_RUN}) AS max
+  FROM job_logs ${where}
+ GROUP BY job_type
+ ORDER BY job_type::text`;
+  const rawTypes = (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(byTypeSql, ...where.values)) ?? [];
+  const result: StatsResult = { since, until, byType: rawTypes.map(toTypeStats) };
+  if (bucket) result.buckets = await bucketCounts(prisma, where, bucket);
+  return result;
+}
+
+function normaliseBucket(bucket: string, since: Date, until: Date): string {
+  const [, n, unit] = BUCKET.exec(bucket)! as unknown as [string, string, keyof typeof BUCKET_MS];
+  const width = Number(n) * BUCKET_MS[unit];
+  const count = Math.ceil((until.getTime() - since.getTime()) / width) + 1;
+  if (count > STATS_MAX_BUCKETS) {
+    throw new JobLogError(
+      'INVALID_OPTIONS',
+      `invalid options for stats:\n  - bucket: '${bucket}' makes ${count} buckets between since and until; at most ${STATS_MAX_BUCKETS}, choose a wider bucket`,
+    );
+  }
+  return `${Number(n)} ${unit}s`;
+}
+
+// $1 and $2 are since and until: `where` always starts with them.
+async function bucketCounts(prisma: PrismaLike, where: Where, bucket: string): Promise<StatsBucketRow[]> {
+  const values = [...where.values, bucket, BUCKET_ORIGIN];
+  const b = `$${values.length - 1}::interval`;
+  const origin = `$${values.length}::timestamptz`;
+  const statement = `
+WITH counted AS (
+  SELECT date_bin(${b}, started_at, ${origin}) AS at, count(*)::int AS total,
+         count(*) FILTER (WHERE state IN ('failed', 'dead'))::int AS failed
+    FROM job_logs ${where}
+   GROUP BY 1
+)
+SELECT s.at, coalesce(c.total, 0) AS total, coalesce(c.failed, 0) AS failed
+  FROM generate_series(date_bin(${b}, $1::timestamptz, ${origin}), $2::timestamptz - interval '1 millisecond', ${b}) AS s(at)
+  LEFT JOIN counted c ON c.at = s.at
+ ORDER BY s.at`;
+  const raw = (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...values)) ?? [];
+  return raw.map((r) => ({ at: new Date(r.at as Date | string), total: Number(r.total), failed: Number(r.failed) }));
+}
+
+const num = (v: unknown): number | null => (v == null ? null : Number(v));
+
+function toTypeStats(raw: Record<string, unknown>): JobTypeStats {
+  const counts = Object.fromEntries(JOB_STATES.map((s) => [s, Number(raw[s])])) as Record<JobState, number>;
+  const settled = counts.finished + counts.failed + counts.dead;
+  return {
+    jobType: String(raw.job_type),
+    total: Number(raw.total),
+    counts,
+    failureRate: settled === 0 ? null : (counts.failed + counts.dead) / settled,
+    p50Ms: num(raw.p50),
+    p95Ms: num(raw.p95),
+    maxMs: num(raw.max),
+  };
+}
+
+// ---- sections ----
+
+const SETTLED_BOSS_STATES: BossJobState[] = ['completed', 'failed', 'cancelled'];
+
+/** Every section held now, oldest first, with its pg-boss job's state and a staleness verdict. */
+export async function sections(prisma: PrismaLike, query: SectionsQuery = {}): Promise<HeldSection[]> {
+  const q = parseOptions(sectionsQuerySchema, query, 'sections');
+  const [exists] = (await prisma.$queryRawUnsafe<{ found: boolean }[]>(
+    `SELECT to_regclass($1::text) IS NOT NULL AS found`,
+    `${q.bossSchema}.job`,
+  )) ?? [];
+  if (!exists?.found) {
+    throw new JobLogError(
+      'BOSS_SCHEMA_MISSING',
+      `sections: table ${q.bossSchema}.job not found; start pg-boss on this database once, or pass bossSchema (pg-boss's schema option)`,
+    );
+  }
+  const where = new Where();
+  where.clauses.push(`l.state = 'started'`, `l.user_id IS NOT NULL`, `l."group" IS NOT NULL`);
+  if (q.userId !== undefined) where.add((p) => `l.user_id = ${p}::text`, normaliseUserId(q.userId));
+  if (q.group !== undefined) where.add((p) => `l."group" = ${p}::text`, q.group);
+  const statement = `
+SELECT l.user_id, l."group", l.jid::text AS jid, l.job_type::text AS job_type, l.queue, l.attempt,
+       l.max_attempts, l.started_at, l.queued_at,
+       floor(extract(epoch FROM clock_timestamp() - l.started_at) * 1000)::bigint AS held_for_ms,
+       j.state::text AS boss_state
+  FROM job_logs l
+  LEFT JOIN "${q.bossSchema}".job j ON j.name = l.queue AND j.id = l.jid
+ ${where}
+ ORDER BY l.started_at, l.id`;
+  const raw = (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...where.values)) ?? [];
+  return raw.map(toHeldSection);
+}
+
+function toHeldSection(raw: Record<string, unknown>): HeldSection {
+  const bossState = (raw.boss_state as BossJobState | null) ?? null;
+  // A row written by a tracked worker carries the pg-boss job's creation time; a
+  // joblog.section() row has none and so never had a pg-boss job to lose.
+  const fromBoss = raw.queued_at != null;
+  return {
+    userId: String(raw.user_id),
+    group: String(raw.group),
+    jid: String(raw.jid),
+    jobType: String(raw.job_type),
+    queue: String(raw.queue),
+    attempt: Number(raw.attempt),
+    maxAttempts: Number(raw.max_attempts),
+    startedAt: new Date(raw.started_at as Date | string),
+    heldForMs: Number(raw.held_for_ms),
+    bossState,
+    stale: bossState === null ? fromBoss : SETTLED_BOSS_STATES.includes(bossState),
+  };
+}
+
