@@ -44,7 +44,6 @@ WITH doomed AS (
    WHERE state = ANY ($1::text[]::"JobState"[]) AND finished_at < $2::timestamptz
    LIMIT $3::int
    FOR UPDATE SKIP LOCKED
-)
 ), deleted AS (
   DELETE FROM job_logs l USING doomed WHERE l.id = doomed.id RETURNING 1
 )
