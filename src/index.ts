@@ -2,6 +2,17 @@ export { createJobLog, JobLog, type JobLogEvents } from './joblog.ts';
 export { isSectionBusyError } from './section.ts';
 export { parseDuration } from './duration.ts';
 export {
+  createDashboard,
+  nodeListener,
+  serve,
+  type DashboardHandler,
+  type DashboardJobLog,
+  type DashboardOptions,
+  type FetchHandler,
+  type ServedDashboard,
+  type ServeOptions,
+} from './dashboard/index.ts';
+export {
   JobLogError,
   SectionBusyError,
   InvalidOptionsError,

@@ -1,0 +1,57 @@
+// The token check of a dashboard that runs without the host app's auth. The token is shown once
+// (`?token=`, then a redirect drops it from the address bar and history) or on every request
+// (`Authorization: Bearer`). The cookie holds a digest keyed by the token, not the token.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+export const COOKIE = 'joblog_dashboard';
+
+export type TokenCheck =
+  | { outcome: 'ok' }
+  | { outcome: 'missing' }
+  | { outcome: 'wrong'; via: 'query' | 'header' | 'cookie' }
+  /** A correct `?token=`: set the cookie and redirect to the same URL without it. */
+  | { outcome: 'set-cookie'; location: string; cookie: string };
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+const same = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
+
+export function sessionValue(token: string): string {
+  return createHmac('sha256', token).update('pg-boss-joblog dashboard session').digest('base64url');
+}
+
+export function checkToken(request: Request, url: URL, token: string, basePath: string): TokenCheck {
+  const fromQuery = url.searchParams.get('token');
+  if (fromQuery !== null) {
+    if (!same(fromQuery, token)) return { outcome: 'wrong', via: 'query' };
+    const rest = new URLSearchParams(url.searchParams);
+    rest.delete('token');
+    const query = rest.toString();
+    const secure = url.protocol === 'https:' || request.headers.get('x-forwarded-proto') === 'https';
+    const cookie = [
+      `${COOKIE}=${sessionValue(token)}`,
+      `Path=${basePath || '/'}`,
+      'HttpOnly',
+      'SameSite=Strict',
+      ...(secure ? ['Secure'] : []),
+    ].join('; ');
+    return { outcome: 'set-cookie', location: `/${url.pathname.replace(/^\/+/, '')}${query ? `?${query}` : ''}`, cookie };
+  }
+  const authorization = request.headers.get('authorization');
+  if (authorization !== null) {
+    const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
+    return match && same(match[1]!, token) ? { outcome: 'ok' } : { outcome: 'wrong', via: 'header' };
+  }
+  const cookie = readCookie(request.headers.get('cookie'), COOKIE);
+  if (cookie !== undefined) {
+    return same(cookie, sessionValue(token)) ? { outcome: 'ok' } : { outcome: 'wrong', via: 'cookie' };
+  }
+  return { outcome: 'missing' };
+}
+
+function readCookie(header: string | null, name: string): string | undefined {
+  for (const part of header?.split(';') ?? []) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}

@@ -1,0 +1,72 @@
+import type { JobLogRow, RecordedError } from '../../types.ts';
+import { formatDuration, formatTime, shortId } from '../format.ts';
+import { html, type Html } from '../html.ts';
+import { href, layout, stateBadge } from '../layout.ts';
+import { listQuery } from '../params.ts';
+
+/** One job: its row, each attempt and its error. */
+export function jobPage(base: string, row: JobLogRow): Html {
+  const time = (d: Date | null) => (d ? html`<time datetime="${d.toISOString()}">${formatTime(d)} UTC</time>` : html`<span class="muted">—</span>`);
+  const body = html`
+<h1>${row.jobType} <span class="mono muted">${row.jid}</span> ${stateBadge(row.state)}</h1>
+<div class="panel">
+<dl class="fields" id="fields">
+<dt>state</dt><dd>${stateBadge(row.state)} ${explainState(row)}</dd>
+<dt>queue</dt><dd>${row.queue}</dd>
+<dt>user</dt><dd>${row.userId === null ? html`<span class="muted">none</span>` : html`<a href="${href(base, '/jobs', listQuery({ user: row.userId }))}">${row.userId}</a>`}</dd>
+<dt>group</dt><dd>${row.group ?? html`<span class="muted">none (takes no section)</span>`}</dd>
+<dt>attempt</dt><dd>${row.attempt} of ${row.maxAttempts}</dd>
+${row.holderJid && html`<dt>section held by</dt><dd><a class="mono" href="${href(base, `/jobs/${row.holderJid}`)}">${row.holderJid}</a></dd>`}
+<dt>queued</dt><dd>${time(row.queuedAt)}</dd>
+<dt>started</dt><dd>${time(row.startedAt)}</dd>
+<dt>finished</dt><dd>${time(row.finishedAt)}</dd>
+<dt>duration</dt><dd>${row.durationMs === null ? html`<span class="muted">—</span>` : formatDuration(row.durationMs)}</dd>
+<dt>updated</dt><dd>${time(row.updatedAt)}</dd>
+</dl>
+</div>
+<h2>Attempts</h2>
+${attemptsTable(row)}
+<p><a href="${href(base, '/jobs', listQuery({ types: [row.jobType], ...(row.userId === null ? {} : { user: row.userId }) }))}">other ${row.jobType} jobs${row.userId === null ? '' : ` of user ${row.userId}`}</a></p>`;
+  return layout({ base, title: `${row.jobType} ${shortId(row.jid)}`, section: 'job', body });
+}
+
+function explainState(row: JobLogRow): string {
+  switch (row.state) {
+    case 'started':
+      return row.errors.length > 0 ? 'waiting for its retry, or running it' : 'running';
+    case 'finished':
+      return row.attempt > 1 ? `succeeded on attempt ${row.attempt}` : 'succeeded';
+    case 'failed':
+      return 'failed and is not retried';
+    case 'dead':
+      return 'failed on its last attempt';
+    case 'skipped':
+      return 'did not run: another job held its section';
+  }
+}
+
+/** One line per attempt: its error if it failed, else the row's outcome for the last one. */
+function attemptsTable(row: JobLogRow): Html {
+  const byAttempt = new Map(row.errors.map((e) => [e.attempt, e]));
+  const attempts = Array.from({ length: Math.max(row.attempt, ...row.errors.map((e) => e.attempt)) }, (_, i) => i + 1);
+  return html`<table id="attempts">
+<thead><tr><th class="num">attempt</th><th>outcome</th><th>at (UTC)</th><th>error</th></tr></thead>
+<tbody>${attempts.map((n) => {
+    const failure = byAttempt.get(n);
+    if (failure) {
+      const outcome = n !== row.attempt ? 'failed' : row.state === 'started' ? 'failed, retry due' : row.state;
+      return html`<tr><td class="num">${n}</td><td>${outcome}</td><td>${formatTime(new Date(failure.at))}</td><td class="msg">${errorDetails(failure.error)}</td></tr>`;
+    }
+    if (n === row.attempt) {
+      const lastError = row.state !== 'finished' && row.state !== 'started' && row.error;
+      return html`<tr><td class="num">${n}</td><td>${row.state === 'started' ? 'running' : row.state}</td><td>${row.finishedAt ? formatTime(row.finishedAt) : ''}</td><td class="msg">${lastError && errorDetails(lastError)}</td></tr>`;
+    }
+    return html`<tr><td class="num">${n}</td><td class="muted">no error recorded</td><td></td><td></td></tr>`;
+  })}</tbody>
+</table>`;
+}
+
+function errorDetails(error: RecordedError): Html {
+  return html`<div class="error"><b>${error.name}</b>${error.code && html` <code>${error.code}</code>`}: <span class="error-message">${error.message}</span>
+${error.stack && html`<details><summary>stack</summary><pre>${error.stack}</pre></details>`}</div>`;
+}
