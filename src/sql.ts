@@ -113,3 +113,74 @@ SELECT ${COLUMNS} FROM job_logs
 
 /** $1 jid */
 export const byJid = `SELECT ${COLUMNS} FROM job_logs WHERE jid = $1::uuid`;
+
+/**
+ * Claim the rows of many jobs in one statement (the jobs of a batch, and of concurrent workers):
+ * the per-job `claim` above, for a JSON array of jobs. One output row per input, in input order:
+ * `outcome` is `reentered` or `claimed`, or NULL with the reason beside it — the job's own row
+ * (`own_state`, `own_attempt`: stale or settled) or the section's holder, which may be another job
+ * of this same statement (two jobs of one batch sharing a section: exactly one wins). A NULL outcome
+ * with no reason means the conflicting row was committed after this statement's snapshot; the caller
+ * then asks again with the single-job statements.
+ * Rows are inserted in (user, group, jid) order, so two concurrent batch claims take the index
+ * entries in the same order and cannot deadlock each other on them.
+ * $1 jsonb array of { i, jid, queue, job_type, user_id, group, attempt, max_attempts, queued_at }
+ */
+export const claimBatch = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x(i int, jid uuid, queue text, job_type text, user_id text, "group" text, attempt int,
+         max_attempts int, queued_at timestamptz)
+), reentered AS (
+  UPDATE job_logs j
+     SET attempt = x.attempt, max_attempts = x.max_attempts, updated_at = clock_timestamp()
+    FROM input x
+   WHERE j.jid = x.jid AND j.state = 'started' AND j.attempt < x.attempt
+  RETURNING j.jid
+), inserted AS (
+  INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
+                        started_at, created_at, updated_at)
+  SELECT x.jid, x.queue, x.job_type::"JobType", x.user_id, x."group", x.attempt, x.max_attempts,
+         x.queued_at, clock_timestamp(), clock_timestamp(), clock_timestamp()
+    FROM input x
+   WHERE NOT EXISTS (SELECT 1 FROM reentered r WHERE r.jid = x.jid)
+   ORDER BY x.user_id, x."group", x.jid
+  ON CONFLICT DO NOTHING
+  RETURNING jid, user_id, "group"
+)
+SELECT x.i,
+       CASE WHEN r.jid IS NOT NULL THEN 'reentered' WHEN n.jid IS NOT NULL THEN 'claimed' END AS outcome,
+       own.state::text AS own_state, own.attempt AS own_attempt,
+       COALESCE(mate.jid, held.jid)::text AS holder_jid
+  FROM input x
+  LEFT JOIN reentered r ON r.jid = x.jid
+  LEFT JOIN inserted n ON n.jid = x.jid
+  LEFT JOIN job_logs own ON own.jid = x.jid
+  LEFT JOIN inserted mate ON mate.user_id = x.user_id AND mate."group" = x."group" AND mate.jid <> x.jid
+  LEFT JOIN job_logs held ON held.user_id = x.user_id AND held."group" = x."group" AND held.state = 'started'
+ ORDER BY x.i`;
+
+/**
+ * Settle many attempts in one statement, each fenced by its attempt like `finish` and
+ * `recordFailure`: `state` is `finished` (error NULL: the last error stays, as with `finish`),
+ * `started` (a failure with a retry due), `failed` or `dead`. Returns the jids that were written;
+ * a jid missing from the result was fenced off (a stale attempt).
+ * $1 jsonb array of { jid, attempt, state, error }
+ */
+export const settleBatch = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(jid uuid, attempt int, state text, error jsonb)
+)
+UPDATE job_logs j
+   SET state = x.state::"JobState",
+       error = COALESCE(x.error, j.error),
+       errors = CASE WHEN x.error IS NULL THEN j.errors
+                ELSE j.errors || jsonb_build_array(jsonb_build_object(
+                       'attempt', j.attempt, 'at', clock_timestamp(), 'error', x.error)) END,
+       finished_at = CASE WHEN x.state = 'started' THEN NULL ELSE clock_timestamp() END,
+       duration_ms = CASE WHEN x.state = 'started' THEN NULL
+                     ELSE round(extract(epoch FROM clock_timestamp() - j.started_at) * 1000)::int END,
+       updated_at = clock_timestamp()
+  FROM input x
+ WHERE j.jid = x.jid AND j.attempt = x.attempt AND j.state = 'started'
+RETURNING j.jid::text AS jid`;

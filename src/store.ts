@@ -1,4 +1,5 @@
 import * as sql from './sql.ts';
+import { Coalescer } from './coalesce.ts';
 import { recordError, toJobLogRow } from './rows.ts';
 import type { JobLogRow, JobState, PrismaLike } from './types.ts';
 
@@ -25,12 +26,82 @@ export type ClaimResult =
 /** The section's holder can finish between the failed insert and the look-up; try again then. */
 const CLAIM_TRIES = 5;
 
+/** How an attempt ends, as one settling write: `started` keeps the row (and section) for the retry. */
+export interface Settlement {
+  jid: string;
+  attempt: number;
+  state: 'finished' | 'started' | 'failed' | 'dead';
+  /** The failure; none for `finished`. */
+  error?: unknown;
+}
+
+/** At most this many jobs go into one combined claim or settle statement. */
+const MAX_BATCH_ROWS = 500;
+
 /** Every read and write of `job_logs`, through the caller's Prisma client. */
 export class LogStore {
   readonly #prisma: PrismaLike;
+  // Shared by every worker of this job log: concurrent workers' claims (and settles) that arrive
+  // while one statement runs go together in the next.
+  readonly #claims: Coalescer<JobIdentity, ClaimResult>;
+  readonly #settles: Coalescer<Settlement, boolean>;
 
   constructor(prisma: PrismaLike) {
     this.#prisma = prisma;
+    this.#claims = new Coalescer({
+      runMany: (jobs) => this.#claimMany(jobs),
+      fallback: (jobs) => Promise.all(jobs.map((job) => this.claim(job))),
+      maxItems: MAX_BATCH_ROWS,
+    });
+    this.#settles = new Coalescer({
+      runMany: (settlements) => this.#settleMany(settlements),
+      fallback: (settlements) => Promise.all(settlements.map((s) => this.#settleOne(s))),
+      maxItems: MAX_BATCH_ROWS,
+    });
+  }
+
+  /** Claim the rows of many jobs: one statement for them and for other workers' claims meanwhile. */
+  claimBatch(jobs: JobIdentity[]): Promise<ClaimResult[]> {
+    return this.#claims.submit(jobs);
+  }
+
+  /** Settle many attempts; true for each written, false for each fenced off (stale attempt). */
+  settleBatch(settlements: Settlement[]): Promise<boolean[]> {
+    return this.#settles.submit(settlements);
+  }
+
+  async #claimMany(jobs: JobIdentity[]): Promise<ClaimResult[]> {
+    if (jobs.length === 1) return [await this.claim(jobs[0]!)];
+    const input = jobs.map((job, i) => ({
+      i, jid: job.jid, queue: job.queue, job_type: job.type, user_id: job.userId, group: job.group,
+      attempt: job.attempt, max_attempts: job.maxAttempts, queued_at: job.queuedAt,
+    }));
+    const rows = await this.#rows(sql.claimBatch, [JSON.stringify(input)]);
+    return Promise.all(jobs.map((job, i) => {
+      const row = rows[i];
+      if (!row || Number(row.i) !== i) throw new Error(`claimBatch returned no row for job ${job.jid}`);
+      if (row.outcome) return { outcome: row.outcome as 'claimed' | 'reentered' };
+      if (row.own_state === 'started') return { outcome: 'stale', ownAttempt: Number(row.own_attempt) };
+      if (row.own_state) return { outcome: 'settled', state: row.own_state as JobState };
+      if (row.holder_jid) return { outcome: 'busy', holderJid: row.holder_jid as string };
+      // The conflicting row was committed after this statement's snapshot: ask on its own.
+      return this.claim(job);
+    }));
+  }
+
+  async #settleMany(settlements: Settlement[]): Promise<boolean[]> {
+    if (settlements.length === 1) return [await this.#settleOne(settlements[0]!)];
+    const input = settlements.map((s) => ({
+      jid: s.jid, attempt: s.attempt, state: s.state,
+      error: s.state === 'finished' ? null : recordError(s.error),
+    }));
+    const rows = await this.#rows(sql.settleBatch, [JSON.stringify(input)]);
+    const written = new Set(rows.map((row) => row.jid as string));
+    return settlements.map((s) => written.has(s.jid));
+  }
+
+  #settleOne(s: Settlement): Promise<boolean> {
+    return s.state === 'finished' ? this.finish(s.jid, s.attempt) : this.recordFailure(s.jid, s.attempt, s.error, s.state);
   }
 
   async #rows(statement: string, values: unknown[]): Promise<Record<string, unknown>[]> {

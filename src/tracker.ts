@@ -2,7 +2,7 @@ import type { JobResult, JobWithMetadata } from 'pg-boss';
 import { InvalidPayloadError, SectionBusyError, StaleAttemptError } from './errors.ts';
 import { recordError } from './rows.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
-import type { JobIdentity, LogStore } from './store.ts';
+import type { ClaimResult, JobIdentity, LogStore, Settlement } from './store.ts';
 import type { BusyPolicy, GroupOf, JobContext, TrackedHandler, UserIdOf } from './types.ts';
 
 /** The validated options a tracked worker runs with. */
@@ -18,10 +18,12 @@ export interface TrackerConfig<T> {
 
 /** Something the caller should know but that did not stop the job (a fenced write, a lost write). */
 export interface JobLogWarning {
-  code: 'STALE_ATTEMPT' | 'LOG_WRITE_FAILED';
+  /** `REAP_FAILED` / `PRUNE_FAILED`: a pass of the interval failed (it runs again next time). */
+  code: 'STALE_ATTEMPT' | 'LOG_WRITE_FAILED' | 'REAP_FAILED' | 'PRUNE_FAILED';
   message: string;
-  jid: string;
-  attempt: number;
+  /** The job's id and attempt, for the job warnings. */
+  jid?: string;
+  attempt?: number;
   cause?: unknown;
 }
 
@@ -50,7 +52,13 @@ export function attemptOf(job: JobWithMetadata<unknown>, retryable: boolean): At
   };
 }
 
-/** Runs the jobs of one pg-boss batch, one at a time; one job's failure never fails the others. */
+/**
+ * Runs the jobs of one pg-boss batch. The rows of all its jobs are claimed in one statement, the
+ * handler runs once per job, one job after the other, and every row is settled in one statement
+ * before pg-boss hears the results (so a job pg-boss completes already has its final row). One
+ * job's failure never fails the others. Claims and settles of concurrent workers share statements
+ * too (see LogStore.claimBatch): the log costs about two statements per batch of workers, not per job.
+ */
 export function createBatchHandler<T>(
   store: LogStore,
   config: TrackerConfig<T>,
@@ -58,34 +66,51 @@ export function createBatchHandler<T>(
   warn: WarningSink,
 ): (jobs: JobWithMetadata<T>[]) => Promise<JobResult[]> {
   return async (jobs) => {
-    const results: JobResult[] = [];
+    const results = new Map<string, JobResult>();
+    const admitted: Admitted<T>[] = [];
     for (const job of jobs) {
       try {
-        results.push(await runJob(store, config, handler, warn, job));
+        const entry = await admit(store, config, job);
+        if ('result' in entry) results.set(job.id, entry.result);
+        else admitted.push(entry);
       } catch (cause) {
-        // The log could not be read or written before the handler ran: the work was not done,
-        // so pg-boss retries the job by its normal rules.
-        warn({
-          code: 'LOG_WRITE_FAILED',
-          message: `could not claim the log row of job ${job.id}: ${String(cause)}`,
-          jid: job.id,
-          attempt: job.retryCount + 1,
-          cause,
-        });
-        results.push({ id: job.id, status: 'failed', output: recordError(cause) });
+        results.set(job.id, claimFailed(warn, job, cause));
       }
     }
-    return results;
+    const runnable = await claimAll(store, config, warn, admitted, results);
+    const settlements: Settlement[] = [];
+    for (const entry of runnable) {
+      const { result, settlement } = await runClaimed(store, handler, entry);
+      results.set(entry.job.id, result);
+      settlements.push(settlement);
+    }
+    await settleAll(store, warn, settlements);
+    return jobs.map((job) => results.get(job.id)!);
   };
 }
 
-async function runJob<T>(
-  store: LogStore,
-  config: TrackerConfig<T>,
-  handler: TrackedHandler<T>,
-  warn: WarningSink,
-  job: JobWithMetadata<T>,
-): Promise<JobResult> {
+/** A job whose payload passed, ready to be claimed. */
+interface Admitted<T> {
+  job: JobWithMetadata<T>;
+  identity: JobIdentity;
+  attempt: Attempt;
+  data: T;
+}
+
+/** The log could not be read or written before the handler ran: the work was not done, so pg-boss retries the job by its normal rules. */
+function claimFailed(warn: WarningSink, job: JobWithMetadata<unknown>, cause: unknown): JobResult {
+  warn({
+    code: 'LOG_WRITE_FAILED',
+    message: `could not claim the log row of job ${job.id}: ${String(cause)}`,
+    jid: job.id,
+    attempt: job.retryCount + 1,
+    cause,
+  });
+  return { id: job.id, status: 'failed', output: recordError(cause) };
+}
+
+/** Check the payload; a bad one is settled `failed` at once and dead-lettered. */
+async function admit<T>(store: LogStore, config: TrackerConfig<T>, job: JobWithMetadata<T>): Promise<Admitted<T> | { result: JobResult }> {
   const attempt = attemptOf(job as JobWithMetadata<unknown>, config.retryable);
   const base: JobIdentity = {
     jid: job.id,
@@ -102,11 +127,47 @@ async function runJob<T>(
   if ('invalid' in prepared) {
     const error = prepared.invalid;
     await store.recordSettled({ ...base, userId: prepared.userId }, 'failed', { error });
-    return { id: job.id, status: 'deadletter', output: recordError(error) };
+    return { result: { id: job.id, status: 'deadletter', output: recordError(error) } };
   }
+  return { job, identity: { ...base, userId: prepared.userId, group: prepared.group }, attempt, data: prepared.data };
+}
 
-  const identity: JobIdentity = { ...base, userId: prepared.userId, group: prepared.group };
-  const claim = await store.claim(identity);
+/** Claim every admitted job's row in one statement; resolves to the jobs that may run. */
+async function claimAll<T>(
+  store: LogStore,
+  config: TrackerConfig<T>,
+  warn: WarningSink,
+  admitted: Admitted<T>[],
+  results: Map<string, JobResult>,
+): Promise<Admitted<T>[]> {
+  let claims: ClaimResult[];
+  try {
+    claims = await store.claimBatch(admitted.map((entry) => entry.identity));
+  } catch (cause) {
+    for (const entry of admitted) results.set(entry.job.id, claimFailed(warn, entry.job, cause));
+    return [];
+  }
+  const runnable: Admitted<T>[] = [];
+  for (const [i, entry] of admitted.entries()) {
+    try {
+      const result = await unclaimed(store, config, warn, entry, claims[i]!);
+      if (result) results.set(entry.job.id, result);
+      else runnable.push(entry);
+    } catch (cause) {
+      results.set(entry.job.id, claimFailed(warn, entry.job, cause));
+    }
+  }
+  return runnable;
+}
+
+/** What a job that did not get its row does instead of running; null when it got it. */
+async function unclaimed<T>(
+  store: LogStore,
+  config: TrackerConfig<T>,
+  warn: WarningSink,
+  { job, identity, attempt }: Admitted<T>,
+  claim: ClaimResult,
+): Promise<JobResult | null> {
   switch (claim.outcome) {
     case 'busy':
       return onBusy(store, config, identity, attempt, claim.holderJid);
@@ -123,38 +184,56 @@ async function runJob<T>(
         output: { joblog: `already ${claim.state}` },
       };
   }
+  return null;
+}
 
-  const ctx = contextFor(store, identity, attempt, { ...job, data: prepared.data });
+/** Run the handler of a claimed job; the row's settling write is left to the batch. */
+async function runClaimed<T>(
+  store: LogStore,
+  handler: TrackedHandler<T>,
+  { job, identity, attempt, data }: Admitted<T>,
+): Promise<{ result: JobResult; settlement: Settlement }> {
+  const ctx = contextFor(store, identity, attempt, { ...job, data });
   try {
-    const output = await handler({ ...job, data: prepared.data }, ctx);
-    await settle(warn, identity, () => store.finish(job.id, attempt.attempt));
-    return { id: job.id, status: 'completed', output: output ?? undefined };
+    const output = await handler({ ...job, data }, ctx);
+    return {
+      result: { id: job.id, status: 'completed', output: output ?? undefined },
+      settlement: { jid: job.id, attempt: attempt.attempt, state: 'finished' },
+    };
   } catch (error) {
     const next = !attempt.isLast ? 'started' : attempt.nonRetryable ? 'failed' : 'dead';
-    await settle(warn, identity, () => store.recordFailure(job.id, attempt.attempt, error, next));
-    return { id: job.id, status: attempt.failStatus, output: recordError(error) };
+    return {
+      result: { id: job.id, status: attempt.failStatus, output: recordError(error) },
+      settlement: { jid: job.id, attempt: attempt.attempt, state: next, error },
+    };
   }
 }
 
 /**
- * Write the row's final state. A write that fails or is fenced off is reported, not thrown:
- * pg-boss must still learn the handler's real outcome (a job that did its work must not run
+ * Write the rows' final states. A write that fails or is fenced off is reported, not thrown:
+ * pg-boss must still learn the handlers' real outcomes (a job that did its work must not run
  * again), and the reaper brings the row in line with pg-boss later.
  */
-async function settle(warn: WarningSink, job: JobIdentity, write: () => Promise<boolean>): Promise<void> {
+async function settleAll(store: LogStore, warn: WarningSink, settlements: Settlement[]): Promise<void> {
+  let written: boolean[];
   try {
-    if (!(await write())) {
-      const error = new StaleAttemptError(job.jid, job.attempt);
-      warn({ code: 'STALE_ATTEMPT', message: `${error.message}; its result was not written`, jid: job.jid, attempt: job.attempt });
-    }
+    written = await store.settleBatch(settlements);
   } catch (cause) {
-    warn({
-      code: 'LOG_WRITE_FAILED',
-      message: `could not write the log row of job ${job.jid} attempt ${job.attempt}: ${String(cause)}`,
-      jid: job.jid,
-      attempt: job.attempt,
-      cause,
-    });
+    for (const s of settlements) {
+      warn({
+        code: 'LOG_WRITE_FAILED',
+        message: `could not write the log row of job ${s.jid} attempt ${s.attempt}: ${String(cause)}`,
+        jid: s.jid,
+        attempt: s.attempt,
+        cause,
+      });
+    }
+    return;
+  }
+  for (const [i, s] of settlements.entries()) {
+    if (written[i]) continue;
+    const error = new StaleAttemptError(s.jid, s.attempt);
+    warn({ code: 'STALE_ATTEMPT', message: `${error.message}; its result was not written`, jid: s.jid, attempt: s.attempt });
   }
 }
 
