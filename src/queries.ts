@@ -2,7 +2,7 @@
 // now. One implementation, used by the API, the CLI and the dashboard. Every value is a bound
 // parameter; only fixed fragments chosen in this file are spliced into the SQL text.
 import { z } from 'zod';
-import { JobLogError } from './errors.ts';
+import { InvalidOptionsError, JobLogError } from './errors.ts';
 import { parseDate } from './duration.ts';
 import { parseOptions } from './options.ts';
 import { toJobLogRow } from './rows.ts';
@@ -123,7 +123,7 @@ export async function find(prisma: PrismaLike, query: FindQuery = {}): Promise<F
   if (q.cursor) {
     const position = decodeCursor(q.cursor);
     if (!position) {
-      throw new JobLogError('INVALID_CURSOR', 'invalid options for find:\n  - cursor: not a cursor returned by find(); start again without it');
+      throw new InvalidOptionsError('find', [{ path: 'cursor', message: 'not a cursor returned by find(); start again without it' }]);
     }
     const at = where.param(position.startedAt);
     const id = where.param(position.id.toString());
@@ -151,7 +151,7 @@ export async function stats(prisma: PrismaLike, query: StatsQuery): Promise<Stat
   const since = parseDate(q.since)!;
   const until = q.until === undefined ? new Date() : parseDate(q.until)!;
   if (until <= since) {
-    throw new JobLogError('INVALID_OPTIONS', 'invalid options for stats:\n  - until: must be later than since');
+    throw new InvalidOptionsError('stats', [{ path: 'until', message: 'must be later than since' }]);
   }
   const bucket = q.bucket === undefined ? undefined : normaliseBucket(q.bucket, since, until);
 
@@ -180,10 +180,9 @@ function normaliseBucket(bucket: string, since: Date, until: Date): string {
   const width = Number(n) * BUCKET_MS[unit];
   const count = Math.ceil((until.getTime() - since.getTime()) / width) + 1;
   if (count > STATS_MAX_BUCKETS) {
-    throw new JobLogError(
-      'INVALID_OPTIONS',
-      `invalid options for stats:\n  - bucket: '${bucket}' makes ${count} buckets between since and until; at most ${STATS_MAX_BUCKETS}, choose a wider bucket`,
-    );
+    throw new InvalidOptionsError('stats', [
+      { path: 'bucket', message: `'${bucket}' makes ${count} buckets between since and until; at most ${STATS_MAX_BUCKETS}, choose a wider bucket` },
+    ]);
   }
   return `${Number(n)} ${unit}s`;
 }
@@ -238,7 +237,7 @@ export async function sections(prisma: PrismaLike, query: SectionsQuery = {}): P
   if (!exists?.found) {
     throw new JobLogError(
       'BOSS_SCHEMA_MISSING',
-      `sections: table ${q.bossSchema}.job not found; start pg-boss on this database once, or pass bossSchema (pg-boss's schema option)`,
+      `sections: table ${q.bossSchema}.job not found; start pg-boss on this database once, or name pg-boss's schema (bossSchema, --boss-schema)`,
     );
   }
   const where = new Where();
@@ -247,7 +246,8 @@ export async function sections(prisma: PrismaLike, query: SectionsQuery = {}): P
   if (q.group !== undefined) where.add((p) => `l."group" = ${p}::text`, q.group);
   const statement = `
 SELECT l.user_id, l."group", l.jid::text AS jid, l.job_type::text AS job_type, l.queue, l.attempt,
-       l.max_attempts, l.started_at, l.queued_at,
+       l.max_attempts, l.started_at, l.queued_at, l.lease_until,
+       l.lease_until IS NOT NULL AND l.lease_until < clock_timestamp() AS lease_expired,
        floor(extract(epoch FROM clock_timestamp() - l.started_at) * 1000)::bigint AS held_for_ms,
        j.state::text AS boss_state
   FROM job_logs l
@@ -260,9 +260,10 @@ SELECT l.user_id, l."group", l.jid::text AS jid, l.job_type::text AS job_type, l
 
 function toHeldSection(raw: Record<string, unknown>): HeldSection {
   const bossState = (raw.boss_state as BossJobState | null) ?? null;
-  // A row written by a tracked worker carries the pg-boss job's creation time; a
-  // joblog.section() row has none and so never had a pg-boss job to lose.
-  const fromBoss = raw.queued_at != null;
+  const leaseUntil = raw.lease_until == null ? null : new Date(raw.lease_until as Date | string);
+  // A joblog.section() row holds its section by a lease its holder renews; a tracked worker's
+  // row has no lease but carries its pg-boss job's creation time, so a missing job means gone.
+  const fromBoss = leaseUntil === null && raw.queued_at != null;
   return {
     userId: String(raw.user_id),
     group: String(raw.group),
@@ -274,7 +275,10 @@ function toHeldSection(raw: Record<string, unknown>): HeldSection {
     startedAt: new Date(raw.started_at as Date | string),
     heldForMs: Number(raw.held_for_ms),
     bossState,
-    stale: bossState === null ? fromBoss : SETTLED_BOSS_STATES.includes(bossState),
+    leaseUntil,
+    stale: leaseUntil !== null
+      ? raw.lease_expired === true
+      : bossState === null ? fromBoss : SETTLED_BOSS_STATES.includes(bossState),
   };
 }
 

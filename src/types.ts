@@ -54,6 +54,13 @@ export interface JobLogOptions {
   prisma: PrismaLike;
   /** The app's started PgBoss instance; needed by `work()` only (read-only use may leave it out). */
   boss?: BossLike;
+  /**
+   * The reaper, run every `intervalSeconds` while the log lives (see `joblog.stop()`). Default on
+   * (every 60 s) when `boss` is given, off without it; `false` turns it off.
+   */
+  reaper?: ReaperOptions | false;
+  /** pg-boss's schema (its `schema` option), where the reaper and `onBusy: { wait }` find jobs. Default `pgboss`. */
+  bossSchema?: string;
 }
 
 /** What the handler gets besides the job. */
@@ -225,9 +232,12 @@ export interface HeldSection {
   heldForMs: number;
   /** The pg-boss job's state; null when there is none (gone, or a `joblog.section` row). */
   bossState: BossJobState | null;
+  /** For a `joblog.section` row: until when its holder's lease runs (renewed while it runs). */
+  leaseUntil: Date | null;
   /**
    * True when the holder looks dead: its pg-boss job is settled (completed, failed, cancelled)
-   * or gone while the row still holds the section.
+   * or gone while the row still holds the section, or (a `joblog.section` row) its lease has
+   * run out. The reaper frees such sections.
    */
   stale: boolean;
 }
@@ -255,4 +265,42 @@ export interface PruneResult {
   /** The cut-off used. */
   olderThan: Date;
   dryRun: boolean;
+}
+
+// ---- Crash recovery (joblog.reap, the reaper interval) and waiting for a busy section ----
+
+/** What one pass of the reaper did. Rows of `active` pg-boss jobs are left alone and not counted. */
+export interface ReapResult {
+  /** Rows set `finished`: pg-boss completed the job but the final write was lost. */
+  finished: number;
+  /** Rows set `dead`: the job failed, was cancelled or is gone, held too long, or a section's lease expired. */
+  dead: number;
+  /** Rows left `started` because pg-boss will retry the job (`created` / `retry`). */
+  kept: number;
+}
+
+/**
+ * The longest a job may hold its section while pg-boss waits to retry it, in seconds, per section
+ * group and per job type; when both apply the smaller wins. Unlisted: no limit.
+ */
+export interface MaxHoldSeconds {
+  byGroup?: Record<string, number>;
+  byType?: Record<string, number>;
+}
+
+/** The reaper that `createJobLog` runs on an interval. */
+export interface ReaperOptions {
+  /** Seconds between passes. Default 60. */
+  intervalSeconds?: number;
+  maxHoldSeconds?: MaxHoldSeconds;
+}
+
+/** `onBusy: { wait }`: put the busy job back and try again until the section opens or time runs out. */
+export interface WaitPolicy {
+  wait: {
+    /** Seconds between tries (at least 1). Wake-ups are aligned to multiples of it. */
+    retryEverySeconds: number;
+    /** After this many seconds of waiting the job is recorded `skipped`. */
+    giveUpAfterSeconds: number;
+  };
 }

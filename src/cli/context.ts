@@ -1,0 +1,83 @@
+// What a command runs with: its output streams and style, and a job log on a PrismaClient the
+// CLI makes from the URL (the CLI is an application; the library never makes a client).
+import { PrismaPg } from '@prisma/adapter-pg';
+import { createJobLog, type JobLog } from '../joblog.ts';
+import type { PrismaLike } from '../types.ts';
+import { str, UsageError, type Parsed } from './args.ts';
+import { toJson, type OutputStyle } from './format.ts';
+
+export interface Io {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  env: NodeJS.ProcessEnv;
+}
+
+export class CommandContext {
+  readonly io: Io;
+  readonly style: OutputStyle;
+  readonly json: boolean;
+  readonly #url: string | undefined;
+  #client: { prisma: PrismaLike & { $disconnect(): Promise<void> }; joblog: JobLog } | undefined;
+
+  constructor(io: Io, values: Parsed['values']) {
+    this.io = io;
+    const tty = io.stdout.isTTY === true;
+    this.json = values.json === true || (!tty && values.table !== true);
+    this.style = { utc: values.utc === true, columns: tty ? io.stdout.columns : undefined };
+    this.#url = str(values['database-url']) ?? io.env.DATABASE_URL;
+  }
+
+  /** The database URL, checked for shape (not reachability). */
+  get url(): string {
+    const url = this.#url;
+    if (!url) throw new UsageError('no database: set DATABASE_URL or pass --database-url');
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new UsageError('--database-url: not a URL; expected postgres://user:password@host:5432/database');
+    }
+    if (!/^postgres(ql)?:$/.test(parsed.protocol)) {
+      throw new UsageError(`--database-url: expected a postgres:// URL, got ${parsed.protocol}//…`);
+    }
+    return url;
+  }
+
+  /** A job log without pg-boss (read, prune, reap) on a PrismaClient of its own. */
+  async joblog(): Promise<JobLog> {
+    return (await this.#open()).joblog;
+  }
+
+  async #open() {
+    if (!this.#client) {
+      const url = this.url;
+      const { PrismaClient } = await importPrismaClient();
+      const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
+      this.#client = { prisma, joblog: createJobLog({ prisma }) };
+    }
+    return this.#client;
+  }
+
+  /** Writes a result: JSON, or the table that `render` makes. */
+  print(value: unknown, render: () => string): void {
+    this.io.stdout.write(`${this.json ? toJson(value) : render()}\n`);
+  }
+
+  note(text: string): void {
+    this.io.stderr.write(`${text}\n`);
+  }
+
+  async close(): Promise<void> {
+    await this.#client?.prisma.$disconnect();
+  }
+}
+
+// Raw queries are all the CLI sends, so the package's own generated client serves any app's
+// schema. It is generated (npm test, npm run demo, npx prisma generate), not committed.
+async function importPrismaClient() {
+  try {
+    return await import('../generated/prisma/client.ts');
+  } catch (error) {
+    throw new Error('the Prisma client is not generated yet: run `npx prisma generate` in the pg-boss-joblog package', { cause: error });
+  }
+}
