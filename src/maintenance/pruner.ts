@@ -36,24 +36,30 @@ export const prunePlanSchema = pruneOptionsSchema
     }),
   });
 
-// The ids come from an index range on (state, finished_at); the DELETE then finds each by its
-// primary key. SKIP LOCKED: a row some other transaction holds is left for the next run.
-const deleteBatch = `
+// One state at a time, oldest first: `state = $1 AND finished_at < cut-off ORDER BY finished_at`
+// is one range of the (state, finished_at) index read in order, so a batch touches only the rows
+// it deletes, and the next batch resumes where this one ended (`finished_at >= $3`) instead of
+// walking again over the index entries of rows already deleted. The DELETE finds each row by its
+// primary key (`id = ANY (ARRAY …)`: a join here made the planner read the whole primary key). SKIP LOCKED: a row another transaction holds is left for the next run.
+// $1 state, $2 cut-off, $3 resume from (null: the start), $4 batch size
+export const deleteBatch = `
 WITH doomed AS (
-  SELECT id FROM job_logs
-   WHERE state = ANY ($1::text[]::"JobState"[]) AND finished_at < $2::timestamptz
-   LIMIT $3::int
+  SELECT id, finished_at FROM job_logs
+   WHERE state = $1::text::"JobState" AND finished_at < $2::timestamptz AND finished_at >= coalesce($3::timestamptz, '-infinity')
+   ORDER BY finished_at
+   LIMIT $4::int
    FOR UPDATE SKIP LOCKED
 ), deleted AS (
-  DELETE FROM job_logs l USING doomed WHERE l.id = doomed.id RETURNING 1
+  DELETE FROM job_logs WHERE id = ANY (ARRAY (SELECT id FROM doomed)) RETURNING finished_at
 )
-SELECT count(*)::int AS n FROM deleted`;
+SELECT count(*)::int AS n, max(finished_at) AS last FROM deleted`;
 
-const countDoomed = `
+/** $1 states, $2 cut-off */
+export const countDoomed = `
 SELECT count(*)::bigint AS n FROM job_logs
  WHERE state = ANY ($1::text[]::"JobState"[]) AND finished_at < $2::timestamptz`;
 
-/** Delete settled rows that finished before `olderThan`, `batchSize` at a time. */
+/** Delete settled rows that finished before `olderThan`, oldest first, `batchSize` at a time. */
 export async function prune(prisma: PrismaLike, options: PruneOptions): Promise<PruneResult> {
   const o = parseOptions(pruneOptionsSchema, options, 'prune');
   const olderThan = pointInPast(o.olderThan)!;
@@ -63,18 +69,26 @@ export async function prune(prisma: PrismaLike, options: PruneOptions): Promise<
   }
   let deleted = 0;
   let batches = 0;
-  while (!o.signal?.aborted) {
-    const n = await deleteOnce(prisma, o.states, olderThan, o.batchSize);
-    if (n === 0) break;
-    deleted += n;
-    batches += 1;
-    o.onProgress?.({ deleted, batches });
-    if (n < o.batchSize) break;
+  for (const state of o.states) {
+    let from: Date | null = null;
+    while (!o.signal?.aborted) {
+      const batch = await deleteOnce(prisma, state, olderThan, from, o.batchSize);
+      if (batch.n === 0) break;
+      deleted += batch.n;
+      batches += 1;
+      o.onProgress?.({ deleted, batches });
+      if (batch.n < o.batchSize || !batch.last) break;
+      from = batch.last;
+    }
   }
   return { deleted, batches, olderThan, dryRun: false };
 }
 
-async function deleteOnce(prisma: PrismaLike, states: string[], olderThan: Date, batchSize: number): Promise<number> {
-  const [row] = (await prisma.$queryRawUnsafe<{ n: number }[]>(deleteBatch, states, olderThan, batchSize)) ?? [];
-  return Number(row?.n ?? 0);
+async function deleteOnce(
+  prisma: PrismaLike, state: string, olderThan: Date, from: Date | null, batchSize: number,
+): Promise<{ n: number; last: Date | null }> {
+  const [row] = (await prisma.$queryRawUnsafe<{ n: number; last: Date | string | null }[]>(
+    deleteBatch, state, olderThan, from, batchSize,
+  )) ?? [];
+  return { n: Number(row?.n ?? 0), last: row?.last == null ? null : new Date(row.last) };
 }
