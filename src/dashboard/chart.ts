@@ -9,8 +9,8 @@ export interface ChartBucket {
   failed: number;
 }
 
-const WIDTH = 760;
-const HEIGHT = 220;
+const WIDTH = 1120;
+const HEIGHT = 240;
 const M = { top: 12, right: 10, bottom: 26, left: 48 };
 const PLOT_W = WIDTH - M.left - M.right;
 const PLOT_H = HEIGHT - M.top - M.bottom;
@@ -59,7 +59,10 @@ export function jobsChart(buckets: ChartBucket[], bucketMs: number): Html {
   const ticks = Array.from({ length: tickCount }, (_, k) => {
     const i = tickCount === 1 ? 0 : Math.round((k * (buckets.length - 1)) / (tickCount - 1));
     const x = round(M.left + i * slot + slot / 2);
-    return html`<text class="axis" x="${x}" y="${HEIGHT - 8}" text-anchor="middle">${formatTick(buckets[i]!.at, spanMs)}</text>`;
+    // The outer labels lean inwards so that they stay inside the picture.
+    const anchor = tickCount > 1 && k === 0 ? 'start' : tickCount > 1 && k === tickCount - 1 ? 'end' : 'middle';
+    const at = anchor === 'start' ? round(M.left + i * slot) : anchor === 'end' ? round(M.left + (i + 1) * slot) : x;
+    return html`<text class="axis" x="${at}" y="${HEIGHT - 8}" text-anchor="${anchor}">${formatTick(buckets[i]!.at, spanMs)}</text>`;
   });
   return html`<svg class="chart" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="${label}">
 <title>${label}</title>

@@ -32,13 +32,14 @@ th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--lin
 th { background: #eef2f6; font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.msg { max-width: 420px; overflow-wrap: anywhere; }
+td.time, td.nowrap { white-space: nowrap; }
 code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f3f5f8; border: 1px solid var(--line); padding: 8px 10px; border-radius: 4px; margin: 6px 0 0; }
 .state { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px; font-weight: 600; color: #fff; }
 .state-finished { background: var(--ok); } .state-failed { background: var(--bad); } .state-dead { background: #7a1f18; }
 .state-started { background: var(--run); } .state-skipped { background: var(--skip); }
 .badge-stale { background: var(--warn); color: #fff; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: 600; }
-.chart { width: 100%; height: auto; max-height: 260px; display: block; }
+.chart { width: 100%; height: auto; max-height: 300px; display: block; }
 .chart .total { fill: #8fb0de; } .chart .failed { fill: var(--bad); }
 .chart .bucket:hover .total { fill: #5f8fd3; }
 .chart .grid { stroke: var(--line); stroke-width: 1; }

@@ -56,11 +56,11 @@ function rowsTable(base: string, rows: JobLogRow[]): Html {
 <thead><tr><th>started (UTC)</th><th>job</th><th>type</th><th>state</th><th>user</th><th>group</th><th class="num">attempt</th><th class="num">duration</th><th>error</th></tr></thead>
 <tbody>${rows.map(
     (r) => html`<tr data-jid="${r.jid}">
-<td>${formatTime(r.startedAt)}</td>
+<td class="time">${formatTime(r.startedAt)}</td>
 <td><a class="mono job-link" href="${href(base, `/jobs/${r.jid}`)}">${shortId(r.jid)}</a></td>
 <td>${r.jobType}</td>
 <td>${stateBadge(r.state)}</td>
-<td>${r.userId ?? ''}</td>
+<td class="nowrap">${r.userId ?? ''}</td>
 <td>${r.group ?? ''}</td>
 <td class="num">${r.attempt}/${r.maxAttempts}</td>
 <td class="num">${formatDuration(r.durationMs)}</td>

@@ -84,7 +84,7 @@ function sectionsTable(base: string, sections: HeldSection[]): Html {
 <td>${s.jobType}</td>
 <td>${s.queue}</td>
 <td class="num">${s.attempt}/${s.maxAttempts}</td>
-<td>${formatTime(s.startedAt)}</td>
+<td class="time">${formatTime(s.startedAt)}</td>
 <td class="num">${formatDuration(s.heldForMs)}</td>
 <td>${s.bossState ?? html`<span class="muted">none</span>`}</td>
 <td>${s.stale && html`<span class="badge-stale" title="its pg-boss job is settled or gone while the row still holds the section">stale</span>`}</td>
