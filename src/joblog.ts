@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import {
   jobLogOptionsSchema,
   parseOptions,
+  reaperOptionsSchema,
   queueNameSchema,
   sectionOptionsSchema,
   workOptionsSchema,
@@ -12,6 +13,7 @@ import { createBatchHandler, normaliseUserId, type JobLogWarning } from './track
 import { InvalidOptionsError } from './errors.ts';
 import { find, sections, stats } from './queries.ts';
 import { prune } from './maintenance/pruner.ts';
+import { reap } from './maintenance/reaper.ts';
 import type {
   BossLike,
   FindQuery,
@@ -22,6 +24,7 @@ import type {
   PrismaLike,
   PruneOptions,
   PruneResult,
+  ReapResult,
   SectionsQuery,
   StatsQuery,
   StatsResult,
@@ -35,6 +38,8 @@ import type { WorkOptions as BossWorkOptions } from 'pg-boss';
 export interface JobLogEvents {
   /** A write was fenced off (stale attempt) or failed; the job itself went on. */
   warning: [JobLogWarning];
+  /** A pass of the reaper interval settled some rows (passes that changed nothing are not reported). */
+  reaped: [ReapResult];
 }
 
 const inProgressSchema = z.strictObject({
@@ -48,14 +53,44 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   readonly #store: LogStore;
   readonly #prisma: PrismaLike;
   readonly #boss: BossLike | undefined;
+  readonly #bossSchema: string;
+  readonly #maxHoldSeconds: { byGroup: Record<string, number>; byType: Record<string, number> };
+  /** Every interval this log runs (the reaper's, the pruner's); stop() clears them all. */
+  readonly #timers: NodeJS.Timeout[] = [];
 
   /** @internal use createJobLog */
   constructor(options: JobLogOptions) {
     super();
-    const parsed = parseOptions(jobLogOptionsSchema, options, 'createJobLog') as JobLogOptions;
-    this.#store = new LogStore(parsed.prisma);
-    this.#prisma = parsed.prisma;
-    this.#boss = parsed.boss;
+    const parsed = parseOptions(jobLogOptionsSchema, options, 'createJobLog');
+    this.#store = new LogStore(parsed.prisma as PrismaLike);
+    this.#prisma = parsed.prisma as PrismaLike;
+    this.#boss = parsed.boss as BossLike | undefined;
+    this.#bossSchema = parsed.bossSchema;
+    const reaper = parsed.reaper ?? (parsed.boss ? reaperOptionsSchema.parse({}) : false);
+    this.#maxHoldSeconds = reaper ? reaper.maxHoldSeconds : { byGroup: {}, byType: {} };
+    if (reaper) this.#every(reaper.intervalSeconds * 1000, 'REAP_FAILED', () => this.#reapPass());
+  }
+
+  /**
+   * Run `task` every `ms` until stop(). The timer is unref'd (it never keeps a process alive) and a
+   * pass never overlaps the previous one; a failed pass is reported as a warning.
+   */
+  #every(ms: number, code: 'REAP_FAILED' | 'PRUNE_FAILED', task: () => Promise<void>): void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      task()
+        .catch((cause) => this.emit('warning', { code, message: `${code === 'REAP_FAILED' ? 'reaper' : 'pruner'} pass failed: ${String(cause)}`, cause }))
+        .finally(() => (running = false));
+    }, ms);
+    timer.unref();
+    this.#timers.push(timer);
+  }
+
+  async #reapPass(): Promise<void> {
+    const result = await this.reap();
+    if (result.finished > 0 || result.dead > 0) this.emit('reaped', result);
   }
 
   /**
@@ -132,6 +167,21 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   /** Delete settled rows (never `started`) that finished before `olderThan`, in short batches. */
   async prune(options: PruneOptions): Promise<PruneResult> {
     return prune(this.#prisma, options);
+  }
+
+  /**
+   * Reconcile every `started` row with pg-boss's job table once (what the reaper interval runs):
+   * completed → `finished`; failed, cancelled or gone → `dead` with the reason; waiting for a retry
+   * → kept, unless held longer than `maxHoldSeconds` → `dead`; active → untouched; a
+   * `joblog.section()` row whose lease expired → `dead`. Safe to run from many processes at once.
+   */
+  async reap(): Promise<ReapResult> {
+    return reap(this.#prisma, { bossSchema: this.#bossSchema, maxHoldSeconds: this.#maxHoldSeconds });
+  }
+
+  /** Stop this log's intervals (reaper, pruner). Workers are pg-boss's: stop them with `boss.stop()`. */
+  stop(): void {
+    for (const timer of this.#timers.splice(0)) clearInterval(timer);
   }
 }
 

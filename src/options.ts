@@ -16,14 +16,61 @@ const objectWith = (method: string, what: string) =>
 const positiveInt = z.int().positive();
 const name = z.string().trim().min(1, 'must be a non-empty string');
 
+/**
+ * `object` for an object value, `other` for anything else. Unlike a union, the issues of the
+ * branch that applies are kept, so the message names the bad field inside the object.
+ */
+function objectOr<O extends z.ZodType, S extends z.ZodType>(object: O, other: S) {
+  return z.unknown().transform((value, ctx): z.output<O> | z.output<S> => {
+    const schema = typeof value === 'object' && value !== null ? object : other;
+    const result = schema.safeParse(value);
+    if (result.success) return result.data as z.output<O> | z.output<S>;
+    for (const issue of result.error.issues) {
+      const message = issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.join(', ')}` : issue.message;
+      ctx.addIssue({ code: 'custom', message, path: issue.path });
+    }
+    return z.NEVER;
+  });
+}
+
+const seconds = z.number().positive('must be a positive number of seconds').max(365 * 24 * 3600, 'must be at most a year');
+const holdMap = z.record(name, seconds, { message: 'expected an object { name: seconds }' });
+
+/** Per section group and per job type: the longest a job may hold its section while waiting for its retry. */
+export const maxHoldSchema = z.strictObject({
+  byGroup: holdMap.default({}),
+  byType: holdMap.default({}),
+});
+
+export const bossSchemaName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected a plain schema name (pg-boss's schema option)")
+  .default('pgboss');
+
+export const reaperOptionsSchema = z.strictObject({
+  intervalSeconds: z.number().min(0.1, 'must be at least 0.1 seconds').max(24 * 3600).default(60),
+  maxHoldSeconds: maxHoldSchema.default({ byGroup: {}, byType: {} }),
+});
+
 export const jobLogOptionsSchema = z.strictObject({
   prisma: objectWith('$queryRawUnsafe', "the app's PrismaClient"),
   boss: objectWith('work', 'a PgBoss instance').optional(),
+  reaper: objectOr(reaperOptionsSchema, z.literal(false, {
+    message: 'expected false or { intervalSeconds?, maxHoldSeconds?: { byGroup?, byType? } }',
+  })).optional(),
+  bossSchema: bossSchemaName,
 });
 
-export const busyPolicySchema = z.enum(['skip', 'throw'], {
-  message: "expected 'skip' or 'throw'",
+export const waitPolicySchema = z.strictObject({
+  wait: z.strictObject({
+    retryEverySeconds: z.number().min(1, 'must be at least 1 second').max(24 * 3600),
+    giveUpAfterSeconds: seconds,
+  }),
 });
+
+export const busyPolicySchema = objectOr(waitPolicySchema, z.enum(['skip', 'throw'], {
+  message: "expected 'skip', 'throw' or { wait: { retryEverySeconds, giveUpAfterSeconds } }",
+}));
 
 const standardSchema = z.custom<object>(
   (v) => typeof v === 'object' && v !== null && '~standard' in v,
@@ -54,6 +101,7 @@ export const sectionOptionsSchema = z.strictObject({
   userId: z.union([name, z.number(), z.bigint()], { message: 'expected a string or number user id' }),
   group: name,
   queue: name.default('section'),
+  leaseSeconds: z.number().min(1, 'must be at least 1 second').max(24 * 3600).default(30),
 });
 
 export const queueNameSchema = name;

@@ -8,6 +8,11 @@ import type { SectionOptions } from './types.ts';
  * Run `fn` inside a (user, group) section outside pg-boss, with a row of its own in the log:
  * `finished` when `fn` resolves, `failed` when it throws. Throws `SectionBusyError` when
  * another job holds the section.
+ *
+ * Such a row has no pg-boss job for the reaper to consult, so it holds the section by a lease
+ * (`lease_until`) that this process renews every third of `leaseSeconds` while `fn` runs. If the
+ * process dies, renewals stop and the reaper frees the section once the lease has passed: a
+ * crashed request never holds a section for longer than the lease plus one reaper interval.
  */
 export async function runSection<R>(
   store: LogStore,
@@ -25,22 +30,35 @@ export async function runSection<R>(
     maxAttempts: 1,
     queuedAt: null,
   };
-  const claim = await store.claim(job);
+  const claim = await store.claimSection(job, options.leaseSeconds);
   if (claim.outcome === 'busy') throw new SectionBusyError(options.userId, options.group, claim.holderJid);
   if (claim.outcome !== 'claimed') {
     throw new SectionBusyError(options.userId, options.group, jid, {
       cause: new Error(`a row with jid ${jid} already exists (${claim.outcome})`),
     });
   }
+  const renewal = keepLease(store, jid, options.leaseSeconds);
   let result: R;
   try {
     result = await fn({ jid });
   } catch (error) {
+    renewal.stop();
     await store.recordFailure(jid, 1, error, 'failed');
     throw error;
   }
+  renewal.stop();
   await store.finish(jid, 1);
   return result;
+}
+
+/** Renew a section's lease every third of its length until stopped or lost. */
+function keepLease(store: LogStore, jid: string, leaseSeconds: number): { stop(): void } {
+  const timer = setInterval(() => {
+    // A failed renewal is tried again next time: the lease is three renewals long.
+    store.renewLease(jid, leaseSeconds).then((held) => { if (!held) clearInterval(timer); }, () => {});
+  }, (leaseSeconds * 1000) / 3);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 /**

@@ -184,3 +184,30 @@ UPDATE job_logs j
   FROM input x
  WHERE j.jid = x.jid AND j.attempt = x.attempt AND j.state = 'started'
 RETURNING j.jid::text AS jid`;
+
+/**
+ * The row of a `joblog.section()`: like `claim`'s insert, with a lease instead of a pg-boss job.
+ * The holder renews the lease while it runs; the reaper frees the section once it has passed.
+ * $1 jid, $2 queue, $3 job type, $4 user id, $5 group, $6 lease seconds
+ */
+export const claimSection = `
+INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, lease_until,
+                      started_at, created_at, updated_at)
+VALUES ($1::uuid, $2::text, $3::text::"JobType", $4::text, $5::text, 1, 1,
+        clock_timestamp() + $6::float8 * interval '1 second',
+        clock_timestamp(), clock_timestamp(), clock_timestamp())
+ON CONFLICT DO NOTHING
+RETURNING id`;
+
+/** $1 jid, $2 lease seconds */
+export const renewLease = `
+UPDATE job_logs
+   SET lease_until = clock_timestamp() + $2::float8 * interval '1 second', updated_at = clock_timestamp()
+ WHERE jid = $1::uuid AND state = 'started' AND lease_until IS NOT NULL
+RETURNING id`;
+
+/** An `onBusy: { wait }` job got its section after waiting: how long. $1 jid, $2 attempt, $3 waited ms */
+export const recordWaited = `
+UPDATE job_logs SET waited_ms = $3::int
+ WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
+RETURNING id`;

@@ -166,4 +166,28 @@ export class LogStore {
     const [row] = await this.#rows(sql.byJid, [jid]);
     return row ? toJobLogRow(row) : null;
   }
+
+  /** Claim the row of a `joblog.section()`, held by a lease of `leaseSeconds`. */
+  async claimSection(job: JobIdentity, leaseSeconds: number): Promise<ClaimResult> {
+    for (let tries = 1; ; tries++) {
+      const rows = await this.#rows(sql.claimSection, [job.jid, job.queue, job.type, job.userId, job.group, leaseSeconds]);
+      if (rows[0]) return { outcome: 'claimed' };
+      const [why] = await this.#rows(sql.claimConflict, [job.jid, job.userId, job.group]);
+      if (why?.own_state === 'started') return { outcome: 'stale', ownAttempt: Number(why.own_attempt) };
+      if (why?.own_state) return { outcome: 'settled', state: why.own_state as JobState };
+      if (why?.holder_jid || tries >= CLAIM_TRIES) {
+        return { outcome: 'busy', holderJid: (why?.holder_jid as string | null) ?? null };
+      }
+    }
+  }
+
+  /** Extend a section's lease; false once the row is no longer held (settled or reaped). */
+  async renewLease(jid: string, leaseSeconds: number): Promise<boolean> {
+    return (await this.#rows(sql.renewLease, [jid, leaseSeconds])).length === 1;
+  }
+
+  /** Record how long an `onBusy: { wait }` job waited before it got its section. */
+  async recordWaited(jid: string, attempt: number, waitedMs: number): Promise<boolean> {
+    return (await this.#rows(sql.recordWaited, [jid, attempt, waitedMs])).length === 1;
+  }
 }

@@ -122,6 +122,11 @@ export interface SectionOptions {
   group: string;
   /** Written to the row's `queue` column. Default `section`. */
   queue?: string;
+  /**
+   * The section is held by a lease this process renews while `fn` runs; if the process dies, the
+   * reaper frees the section once the lease has passed. Default 30 seconds.
+   */
+  leaseSeconds?: number;
 }
 
 export type { Job, JobWithMetadata };
