@@ -58,7 +58,8 @@ export const statsQuerySchema = z.strictObject({
     .string()
     .trim()
     .regex(BUCKET, "expected '<n> minute(s)|hour(s)|day(s)|week(s)', e.g. '1 hour'")
-    .refine((b) => Number(BUCKET.exec(b)![1]) > 0, 'must be longer than zero')
+    // zod runs this check even when the regex failed
+    .refine((b) => Number(BUCKET.exec(b)?.[1] ?? 1) > 0, 'must be longer than zero')
     .optional(),
   types: z.array(text).min(1, 'give at least one type, or leave it out').optional(),
 });
