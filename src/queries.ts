@@ -117,8 +117,11 @@ export async function find(prisma: PrismaLike, query: FindQuery = {}): Promise<F
   if (q.userId !== undefined) where.add((p) => `user_id = ${p}::text`, normaliseUserId(q.userId));
   if (q.group !== undefined) where.add((p) => `"group" = ${p}::text`, q.group);
   if (q.queue !== undefined) where.add((p) => `queue = ${p}::text`, q.queue);
-  if (q.types !== undefined) where.add((p) => `job_type::text = ANY (${p}::text[])`, q.types);
-  if (q.states !== undefined) where.add((p) => `state = ANY (${p}::text[]::"JobState"[])`, q.states);
+  // One value is an equality, not `= ANY`: PostgreSQL reads an index in order only for that.
+  if (q.types?.length === 1) where.add((p) => `job_type = ${p}::text::"JobType"`, q.types[0]);
+  else if (q.types !== undefined) where.add((p) => `job_type::text = ANY (${p}::text[])`, q.types);
+  if (q.states?.length === 1) where.add((p) => `state = ${p}::text::"JobState"`, q.states[0]);
+  else if (q.states !== undefined) where.add((p) => `state = ANY (${p}::text[]::"JobState"[])`, q.states);
   if (q.since !== undefined) where.add((p) => `started_at >= ${p}::timestamptz`, parseDate(q.since));
   if (q.until !== undefined) where.add((p) => `started_at < ${p}::timestamptz`, parseDate(q.until));
   if (q.cursor) {
