@@ -187,6 +187,15 @@ describe('pages', () => {
     for (const { state, n } of rows) expect(body).toContain(`<b data-count="${state}">${n.toLocaleString('en-US')}</b>`);
   });
 
+  test('without pg-boss\'s tables the overview still shows, saying why the sections are missing', async () => {
+    const handler = createDashboard({ joblog: seeded.joblog, token: TOKEN, bossSchema: 'not_pgboss' });
+    const res = await handler(new Request('http://app.test/', { headers: bearer }));
+    expect(res.status).toBe(200);
+    const body = await res.text();
+    expect(body).toMatch(/id="sections-unavailable">Not shown: sections: table not_pgboss\.job not found/);
+    expect(body).toContain('svg class="chart"');
+  });
+
   test('mounted under a path in a node:http app: links stay under it, other paths are the app\'s', async () => {
     const dashboard = nodeListener(createDashboard({ joblog: seeded.joblog, token: TOKEN, basePath: '/admin/jobs/' }));
     const app = http.createServer((req, res) => {

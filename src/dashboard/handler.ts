@@ -135,7 +135,11 @@ async function route(url: URL, config: ParsedDashboardOptions, knownTypes: () =>
     const since = new Date(until.getTime() - window.ms);
     const [stats, sections] = await Promise.all([
       joblog.stats({ since, until, bucket: window.bucket }),
-      joblog.sections(),
+      joblog.sections({ bossSchema: config.bossSchema }).catch((error: unknown) => {
+        // A log read without pg-boss's tables: the rest of the overview still stands.
+        if (error instanceof JobLogError && error.code === 'BOSS_SCHEMA_MISSING') return { unavailable: error.message };
+        throw error;
+      }),
     ]);
     return overviewPage({ base, window, stats, sections });
   }

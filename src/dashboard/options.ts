@@ -23,6 +23,8 @@ export interface DashboardOptions {
   auth?: (request: Request) => boolean | Promise<boolean>;
   /** The path the handler is mounted under, e.g. `/admin/jobs`. Default `''` (the root). */
   basePath?: string;
+  /** pg-boss's schema, for the state of each section holder's job. Default `pgboss`. */
+  bossSchema?: string;
   /** The app's job types, offered as filters. Default: the types seen in the last 7 days. */
   jobTypes?: string[];
   /** Called with an unexpected error before the 500 page is sent. Default `console.error`. */
@@ -52,6 +54,7 @@ export const dashboardOptionsSchema = z
     token: z.string().min(16, 'use at least 16 characters, e.g. crypto.randomBytes(24).toString("base64url")').optional(),
     auth: fn('a function (request) => boolean | Promise<boolean>').optional(),
     basePath: basePathSchema.default(''),
+    bossSchema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a plain schema name').default('pgboss'),
     jobTypes: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected job type names')).optional(),
     onError: fn('a function (error, request) => void').optional(),
   })

@@ -9,7 +9,8 @@ export interface OverviewData {
   base: string;
   window: Window;
   stats: StatsResult;
-  sections: HeldSection[];
+  /** The sections held now, or why they cannot be shown. */
+  sections: HeldSection[] | { unavailable: string };
 }
 
 /** Counts by state and type for the window, the chart, and the sections held now. */
@@ -72,7 +73,8 @@ ${STATES.map((s) => {
 </table>`;
 }
 
-function sectionsTable(base: string, sections: HeldSection[]): Html {
+function sectionsTable(base: string, sections: HeldSection[] | { unavailable: string }): Html {
+  if (!Array.isArray(sections)) return html`<p class="muted" id="sections-unavailable">Not shown: ${sections.unavailable}</p>`;
   if (sections.length === 0) return html`<p class="muted" id="no-sections">No section is held.</p>`;
   return html`<table id="sections-held">
 <thead><tr><th>user</th><th>group</th><th>holder</th><th>type</th><th>queue</th><th class="num">attempt</th><th>since</th><th class="num">held for</th><th>pg-boss state</th><th></th></tr></thead>
