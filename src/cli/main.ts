@@ -73,10 +73,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
 }
 
 function flagName(command: string, path: string): string {
+  if (command === 'show') return '<jid>';
   const head = path.split('.')[0] ?? '';
   if (!head) return 'arguments';
   if (command === 'prune' && head === 'states') return '--states';
-  if (command === 'show') return '<jid>';
   const flag = FLAG_OF[head] ?? head.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   return `--${flag}`;
 }
