@@ -14,6 +14,7 @@ import { InvalidOptionsError } from './errors.ts';
 import { find, sections, stats } from './queries.ts';
 import { prune } from './maintenance/pruner.ts';
 import { reap } from './maintenance/reaper.ts';
+import { BusyWaits } from './waiting.ts';
 import type {
   BossLike,
   FindQuery,
@@ -54,6 +55,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   readonly #prisma: PrismaLike;
   readonly #boss: BossLike | undefined;
   readonly #bossSchema: string;
+  readonly #waits: BusyWaits;
   readonly #maxHoldSeconds: { byGroup: Record<string, number>; byType: Record<string, number> };
   /** Every interval this log runs (the reaper's, the pruner's); stop() clears them all. */
   readonly #timers: NodeJS.Timeout[] = [];
@@ -66,6 +68,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     this.#prisma = parsed.prisma as PrismaLike;
     this.#boss = parsed.boss as BossLike | undefined;
     this.#bossSchema = parsed.bossSchema;
+    this.#waits = new BusyWaits(this.#prisma, parsed.bossSchema);
     const reaper = parsed.reaper ?? (parsed.boss ? reaperOptionsSchema.parse({}) : false);
     this.#maxHoldSeconds = reaper ? reaper.maxHoldSeconds : { byGroup: {}, byType: {} };
     if (reaper) this.#every(reaper.intervalSeconds * 1000, 'REAP_FAILED', () => this.#reapPass());
@@ -113,7 +116,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
       options,
       `work('${name}')`,
     );
-    const config = { queue: name, type, group, userId, schema, onBusy, retryable } as Parameters<
+    const config = { queue: name, type, group, userId, schema, onBusy, retryable, waits: this.#waits } as Parameters<
       typeof createBatchHandler<T>
     >[1];
     const batch = createBatchHandler<T>(this.#store, config, handler, (w) => this.emit('warning', w));

@@ -22,6 +22,8 @@ export function toJobLogRow(raw: RawRow): JobLogRow {
     startedAt: date(raw.started_at)!,
     finishedAt: date(raw.finished_at),
     durationMs: raw.duration_ms == null ? null : Number(raw.duration_ms),
+    waitedMs: raw.waited_ms == null ? null : Number(raw.waited_ms),
+    leaseUntil: date(raw.lease_until),
     error: (json(raw.error) as RecordedError | null) ?? null,
     errors: (json(raw.errors) as JobLogRow['errors']) ?? [],
     createdAt: date(raw.created_at)!,

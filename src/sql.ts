@@ -10,7 +10,7 @@ export const SECTION_INDEX = 'job_logs_section_key';
 /** The row's columns as the library reads them. */
 export const COLUMNS = `id, jid::text AS jid, queue, job_type::text AS job_type, state::text AS state,
   user_id, "group", attempt, max_attempts, holder_jid::text AS holder_jid, queued_at, started_at,
-  finished_at, duration_ms, error, errors, created_at, updated_at`;
+  finished_at, duration_ms, waited_ms, lease_until, error, errors, created_at, updated_at`;
 
 /**
  * Claim a job's row in one statement: re-enter the row of an earlier attempt of the same job
@@ -78,18 +78,18 @@ RETURNING id`;
  * A row for a job that ends without running (skipped, invalid payload, busy on its last
  * attempt). It never takes a section. Does nothing if the job already has a row.
  * $1 jid, $2 queue, $3 job type, $4 user id, $5 group, $6 attempt, $7 max attempts,
- * $8 queued at, $9 state, $10 error (json or null), $11 holder jid
+ * $8 queued at, $9 state, $10 error (json or null), $11 holder jid, $12 waited ms (or null)
  */
 export const recordSettled = `
 INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
                       state, error, errors, holder_jid, started_at, finished_at, duration_ms,
-                      created_at, updated_at)
+                      waited_ms, created_at, updated_at)
 VALUES ($1::uuid, $2::text, $3::text::"JobType", $4::text, $5::text, $6::int, $7::int,
         $8::timestamptz, $9::text::"JobState", $10::jsonb,
         CASE WHEN $10::jsonb IS NULL THEN '[]'::jsonb
              ELSE jsonb_build_array(jsonb_build_object('attempt', $6::int, 'at', clock_timestamp(),
                                                        'error', $10::jsonb)) END,
-        $11::uuid, clock_timestamp(), clock_timestamp(), 0, clock_timestamp(), clock_timestamp())
+        $11::uuid, clock_timestamp(), clock_timestamp(), 0, $12::int, clock_timestamp(), clock_timestamp())
 ON CONFLICT (jid) DO NOTHING
 RETURNING id`;
 
@@ -114,23 +114,39 @@ SELECT ${COLUMNS} FROM job_logs
 /** $1 jid */
 export const byJid = `SELECT ${COLUMNS} FROM job_logs WHERE jid = $1::uuid`;
 
+const BATCH_INSERT = `
+  INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
+                        started_at, created_at, updated_at)
+  SELECT x.jid, x.queue, x.job_type::"JobType", x.user_id, x."group", x.attempt, x.max_attempts,
+         x.queued_at, clock_timestamp(), clock_timestamp(), clock_timestamp()
+    FROM input x`;
+
+const BATCH_INPUT = `SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x(jid uuid, queue text, job_type text, user_id text, "group" text, attempt int,
+         max_attempts int, queued_at timestamptz)`;
+
 /**
- * Claim the rows of many jobs in one statement (the jobs of a batch, and of concurrent workers):
- * the per-job `claim` above, for a JSON array of jobs. One output row per input, in input order:
- * `outcome` is `reentered` or `claimed`, or NULL with the reason beside it — the job's own row
- * (`own_state`, `own_attempt`: stale or settled) or the section's holder, which may be another job
- * of this same statement (two jobs of one batch sharing a section: exactly one wins). A NULL outcome
- * with no reason means the conflicting row was committed after this statement's snapshot; the caller
- * then asks again with the single-job statements.
- * Rows are inserted in (user, group, jid) order, so two concurrent batch claims take the index
- * entries in the same order and cannot deadlock each other on them.
- * $1 jsonb array of { i, jid, queue, job_type, user_id, group, attempt, max_attempts, queued_at }
+ * Claim the rows of many first attempts in one statement (the jobs of a batch, and of concurrent
+ * workers): `claim` for a JSON array of jobs, without the re-entry a first attempt never needs.
+ * Returns the jids it claimed; two jobs of one statement that share a section: exactly one wins.
+ * Rows go in (user, group, jid) order, so two concurrent batch claims take the unique index
+ * entries in the same order and do not deadlock each other on them.
+ * $1 jsonb array of { jid, queue, job_type, user_id, group, attempt, max_attempts, queued_at }
+ */
+export const claimFirstAttempts = `
+WITH input AS (${BATCH_INPUT})
+${BATCH_INSERT}
+   ORDER BY x.user_id, x."group", x.jid
+  ON CONFLICT DO NOTHING
+RETURNING jid::text AS jid, 'claimed' AS outcome`;
+
+/**
+ * `claim` for many jobs, retries among them: re-enter each job's own `started` row of an earlier
+ * attempt, insert the others. Returns the jids it claimed, each with its outcome.
+ * $1 as for claimFirstAttempts
  */
 export const claimBatch = `
-WITH input AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb)
-    AS x(i int, jid uuid, queue text, job_type text, user_id text, "group" text, attempt int,
-         max_attempts int, queued_at timestamptz)
+WITH input AS (${BATCH_INPUT}
 ), reentered AS (
   UPDATE job_logs j
      SET attempt = x.attempt, max_attempts = x.max_attempts, updated_at = clock_timestamp()
@@ -138,25 +154,25 @@ WITH input AS (
    WHERE j.jid = x.jid AND j.state = 'started' AND j.attempt < x.attempt
   RETURNING j.jid
 ), inserted AS (
-  INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
-                        started_at, created_at, updated_at)
-  SELECT x.jid, x.queue, x.job_type::"JobType", x.user_id, x."group", x.attempt, x.max_attempts,
-         x.queued_at, clock_timestamp(), clock_timestamp(), clock_timestamp()
-    FROM input x
+${BATCH_INSERT}
    WHERE NOT EXISTS (SELECT 1 FROM reentered r WHERE r.jid = x.jid)
    ORDER BY x.user_id, x."group", x.jid
   ON CONFLICT DO NOTHING
-  RETURNING jid, user_id, "group"
+  RETURNING jid
 )
-SELECT x.i,
-       CASE WHEN r.jid IS NOT NULL THEN 'reentered' WHEN n.jid IS NOT NULL THEN 'claimed' END AS outcome,
-       own.state::text AS own_state, own.attempt AS own_attempt,
-       COALESCE(mate.jid, held.jid)::text AS holder_jid
-  FROM input x
-  LEFT JOIN reentered r ON r.jid = x.jid
-  LEFT JOIN inserted n ON n.jid = x.jid
+SELECT jid::text AS jid, 'reentered' AS outcome FROM reentered
+UNION ALL
+SELECT jid::text AS jid, 'claimed' AS outcome FROM inserted`;
+
+/**
+ * `claimConflict` for many jobs, after a batch claim (in a new snapshot, so it sees the rows that
+ * other jobs of that same statement took). One row per input, in input order.
+ * $1 jsonb array of { i, jid, user_id, group }
+ */
+export const claimConflicts = `
+SELECT x.i, own.state::text AS own_state, own.attempt AS own_attempt, held.jid::text AS holder_jid
+  FROM jsonb_to_recordset($1::jsonb) AS x(i int, jid uuid, user_id text, "group" text)
   LEFT JOIN job_logs own ON own.jid = x.jid
-  LEFT JOIN inserted mate ON mate.user_id = x.user_id AND mate."group" = x."group" AND mate.jid <> x.jid
   LEFT JOIN job_logs held ON held.user_id = x.user_id AND held."group" = x."group" AND held.state = 'started'
  ORDER BY x.i`;
 
@@ -206,8 +222,8 @@ UPDATE job_logs
  WHERE jid = $1::uuid AND state = 'started' AND lease_until IS NOT NULL
 RETURNING id`;
 
-/** An `onBusy: { wait }` job got its section after waiting: how long. $1 jid, $2 attempt, $3 waited ms */
+/** An `onBusy: { wait }` job got its section after waiting since $3. $1 jid, $2 attempt, $3 since */
 export const recordWaited = `
-UPDATE job_logs SET waited_ms = $3::int
+UPDATE job_logs SET waited_ms = round(extract(epoch FROM clock_timestamp() - $3::timestamptz) * 1000)::int
  WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
 RETURNING id`;

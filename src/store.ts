@@ -71,22 +71,41 @@ export class LogStore {
   }
 
   async #claimMany(jobs: JobIdentity[]): Promise<ClaimResult[]> {
-    if (jobs.length === 1) return [await this.claim(jobs[0]!)];
-    const input = jobs.map((job, i) => ({
-      i, jid: job.jid, queue: job.queue, job_type: job.type, user_id: job.userId, group: job.group,
-      attempt: job.attempt, max_attempts: job.maxAttempts, queued_at: job.queuedAt,
-    }));
-    const rows = await this.#rows(sql.claimBatch, [JSON.stringify(input)]);
-    return Promise.all(jobs.map((job, i) => {
-      const row = rows[i];
-      if (!row || Number(row.i) !== i) throw new Error(`claimBatch returned no row for job ${job.jid}`);
-      if (row.outcome) return { outcome: row.outcome as 'claimed' | 'reentered' };
-      if (row.own_state === 'started') return { outcome: 'stale', ownAttempt: Number(row.own_attempt) };
-      if (row.own_state) return { outcome: 'settled', state: row.own_state as JobState };
-      if (row.holder_jid) return { outcome: 'busy', holderJid: row.holder_jid as string };
-      // The conflicting row was committed after this statement's snapshot: ask on its own.
-      return this.claim(job);
-    }));
+    const results = new Array<ClaimResult | undefined>(jobs.length);
+    let open = jobs.map((_, i) => i);
+    for (let tries = 1; open.length > 0; tries++) {
+      const input = open.map((i) => {
+        const job = jobs[i]!;
+        return {
+          jid: job.jid, queue: job.queue, job_type: job.type, user_id: job.userId, group: job.group,
+          attempt: job.attempt, max_attempts: job.maxAttempts, queued_at: job.queuedAt,
+        };
+      });
+      const statement = input.every((job) => job.attempt === 1) ? sql.claimFirstAttempts : sql.claimBatch;
+      const claimed = new Map((await this.#rows(statement, [JSON.stringify(input)])).map((r) => [r.jid as string, r.outcome]));
+      const lost = open.filter((i) => {
+        const outcome = claimed.get(jobs[i]!.jid);
+        if (outcome) results[i] = { outcome: outcome as 'claimed' | 'reentered' };
+        return !outcome;
+      });
+      open = lost.length === 0 ? [] : await this.#explainLost(jobs, lost, results, tries >= CLAIM_TRIES);
+    }
+    return results as ClaimResult[];
+  }
+
+  /** Why the jobs at `lost` got no row; resolves to those whose conflict is already gone (try again). */
+  async #explainLost(jobs: JobIdentity[], lost: number[], results: (ClaimResult | undefined)[], last: boolean): Promise<number[]> {
+    const input = lost.map((i) => ({ i, jid: jobs[i]!.jid, user_id: jobs[i]!.userId, group: jobs[i]!.group }));
+    const rows = await this.#rows(sql.claimConflicts, [JSON.stringify(input)]);
+    const again: number[] = [];
+    for (const row of rows) {
+      const i = Number(row.i);
+      if (row.own_state === 'started') results[i] = { outcome: 'stale', ownAttempt: Number(row.own_attempt) };
+      else if (row.own_state) results[i] = { outcome: 'settled', state: row.own_state as JobState };
+      else if (row.holder_jid || last) results[i] = { outcome: 'busy', holderJid: (row.holder_jid as string | null) ?? null };
+      else again.push(i);
+    }
+    return again;
   }
 
   async #settleMany(settlements: Settlement[]): Promise<boolean[]> {
@@ -138,12 +157,12 @@ export class LogStore {
   async recordSettled(
     job: JobIdentity,
     state: 'skipped' | 'failed' | 'dead',
-    details: { error?: unknown; holderJid?: string | null },
+    details: { error?: unknown; holderJid?: string | null; waitedMs?: number },
   ): Promise<boolean> {
     const error = details.error === undefined ? null : JSON.stringify(recordError(details.error));
     const rows = await this.#rows(sql.recordSettled, [
       job.jid, job.queue, job.type, job.userId, job.group, job.attempt, job.maxAttempts, job.queuedAt,
-      state, error, details.holderJid ?? null,
+      state, error, details.holderJid ?? null, details.waitedMs ?? null,
     ]);
     return rows.length === 1;
   }
@@ -186,8 +205,8 @@ export class LogStore {
     return (await this.#rows(sql.renewLease, [jid, leaseSeconds])).length === 1;
   }
 
-  /** Record how long an `onBusy: { wait }` job waited before it got its section. */
-  async recordWaited(jid: string, attempt: number, waitedMs: number): Promise<boolean> {
-    return (await this.#rows(sql.recordWaited, [jid, attempt, waitedMs])).length === 1;
+  /** Record how long an `onBusy: { wait }` job waited (since `since`) before it got its section. */
+  async recordWaited(jid: string, attempt: number, since: Date): Promise<boolean> {
+    return (await this.#rows(sql.recordWaited, [jid, attempt, since])).length === 1;
   }
 }

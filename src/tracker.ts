@@ -4,6 +4,7 @@ import { recordError } from './rows.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
 import type { ClaimResult, JobIdentity, LogStore, Settlement } from './store.ts';
 import type { BusyPolicy, GroupOf, JobContext, TrackedHandler, UserIdOf } from './types.ts';
+import { waitMarkOf, type BusyJob, type BusyWaits } from './waiting.ts';
 
 /** The validated options a tracked worker runs with. */
 export interface TrackerConfig<T> {
@@ -14,6 +15,8 @@ export interface TrackerConfig<T> {
   schema?: StandardSchemaV1<unknown, T>;
   onBusy: BusyPolicy;
   retryable: boolean;
+  /** Puts `onBusy: { wait }` jobs back into pg-boss. */
+  waits: BusyWaits;
 }
 
 /** Something the caller should know but that did not stop the job (a fenced write, a lost write). */
@@ -77,7 +80,9 @@ export function createBatchHandler<T>(
         results.set(job.id, claimFailed(warn, job, cause));
       }
     }
-    const runnable = await claimAll(store, config, warn, admitted, results);
+    const busy: BusyJob[] = [];
+    const runnable = await claimAll(store, config, warn, admitted, results, busy);
+    await recordWaits(store, warn, runnable);
     const settlements: Settlement[] = [];
     for (const entry of runnable) {
       const { result, settlement } = await runClaimed(store, handler, entry);
@@ -85,6 +90,8 @@ export function createBatchHandler<T>(
       settlements.push(settlement);
     }
     await settleAll(store, warn, settlements);
+    // Last, just before pg-boss hears the results: see waiting.ts.
+    if (busy.length > 0) await putBack(store, config, warn, busy, results);
     return jobs.map((job) => results.get(job.id)!);
   };
 }
@@ -139,6 +146,7 @@ async function claimAll<T>(
   warn: WarningSink,
   admitted: Admitted<T>[],
   results: Map<string, JobResult>,
+  busy: BusyJob[],
 ): Promise<Admitted<T>[]> {
   let claims: ClaimResult[];
   try {
@@ -150,7 +158,7 @@ async function claimAll<T>(
   const runnable: Admitted<T>[] = [];
   for (const [i, entry] of admitted.entries()) {
     try {
-      const result = await unclaimed(store, config, warn, entry, claims[i]!);
+      const result = await unclaimed(store, config, warn, entry, claims[i]!, busy);
       if (result) results.set(entry.job.id, result);
       else runnable.push(entry);
     } catch (cause) {
@@ -167,9 +175,14 @@ async function unclaimed<T>(
   warn: WarningSink,
   { job, identity, attempt }: Admitted<T>,
   claim: ClaimResult,
+  busy: BusyJob[],
 ): Promise<JobResult | null> {
   switch (claim.outcome) {
     case 'busy':
+      if (typeof config.onBusy === 'object') {
+        busy.push({ job: job as JobWithMetadata<unknown>, identity, holderJid: claim.holderJid, policy: config.onBusy.wait });
+        return { id: job.id, status: 'completed', output: { joblog: 'waiting for its section' } }; // replaced by putBack
+      }
       return onBusy(store, config, identity, attempt, claim.holderJid);
     case 'stale': {
       const error = new StaleAttemptError(job.id, attempt.attempt);
@@ -234,6 +247,58 @@ async function settleAll(store: LogStore, warn: WarningSink, settlements: Settle
     if (written[i]) continue;
     const error = new StaleAttemptError(s.jid, s.attempt);
     warn({ code: 'STALE_ATTEMPT', message: `${error.message}; its result was not written`, jid: s.jid, attempt: s.attempt });
+  }
+}
+
+/** A job that waited for its section got it: record how long it waited. */
+async function recordWaits<T>(store: LogStore, warn: WarningSink, runnable: Admitted<T>[]): Promise<void> {
+  for (const { job, attempt } of runnable) {
+    const mark = waitMarkOf(job as JobWithMetadata<unknown>);
+    if (!mark) continue;
+    try {
+      await store.recordWaited(job.id, attempt.attempt, mark.since);
+    } catch (cause) {
+      warn({ code: 'LOG_WRITE_FAILED', message: `could not record the wait of job ${job.id}: ${String(cause)}`, jid: job.id, attempt: attempt.attempt, cause });
+    }
+  }
+}
+
+/**
+ * `onBusy: { wait }`: put the batch's busy jobs back into pg-boss to run again at the next wake-up,
+ * or record `skipped` those that waited `giveUpAfterSeconds` already. pg-boss is told 'completed'
+ * for a job put back, which its attempt fence then ignores (the job is no longer active).
+ */
+async function putBack(
+  store: LogStore,
+  config: { queue: string; waits: BusyWaits },
+  warn: WarningSink,
+  busy: BusyJob[],
+  results: Map<string, JobResult>,
+): Promise<void> {
+  let outcomes;
+  try {
+    outcomes = await config.waits.defer(config.queue, busy);
+  } catch (cause) {
+    // Not put back: pg-boss retries them by its normal rules (an attempt is spent).
+    for (const { job } of busy) results.set(job.id, claimFailed(warn, job, cause));
+    return;
+  }
+  for (const [i, { job, identity, holderJid, policy }] of busy.entries()) {
+    const outcome = outcomes[i]!;
+    if (outcome.outcome === 'deferred') continue;
+    if (outcome.outcome === 'stale') {
+      warn({ code: 'STALE_ATTEMPT', message: `job ${job.id} was no longer active when it was to be put back`, jid: job.id, attempt: identity.attempt });
+      results.set(job.id, { id: job.id, status: 'failed', output: { joblog: 'stale attempt' } });
+      continue;
+    }
+    const error = new SectionBusyError(identity.userId!, identity.group!, holderJid);
+    error.message = `section busy: gave up after ${policy.giveUpAfterSeconds} s${holderJid ? ` (held by job ${holderJid})` : ''}`;
+    try {
+      await store.recordSettled(identity, 'skipped', { error, holderJid, waitedMs: outcome.waitedMs });
+      results.set(job.id, { id: job.id, status: 'completed', output: { skipped: error.message, holderJid } });
+    } catch (cause) {
+      results.set(job.id, claimFailed(warn, job, cause));
+    }
   }
 }
 

@@ -39,6 +39,10 @@ export interface JobLogRow {
   startedAt: Date;
   finishedAt: Date | null;
   durationMs: number | null;
+  /** `onBusy: { wait }`: how long the job waited for its section before it ran or gave up. */
+  waitedMs: number | null;
+  /** Rows of `joblog.section()`: the lease its process renews; the reaper frees the section after it. */
+  leaseUntil: Date | null;
   error: RecordedError | null;
   errors: { attempt: number; at: string; error: RecordedError }[];
   createdAt: Date;
@@ -46,7 +50,7 @@ export interface JobLogRow {
 }
 
 /** What a busy job does when another job holds its section. */
-export type BusyPolicy = 'skip' | 'throw';
+export type BusyPolicy = 'skip' | 'throw' | WaitPolicy;
 
 /** Options of `createJobLog`. */
 export interface JobLogOptions {
