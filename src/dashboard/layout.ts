@@ -81,6 +81,7 @@ export function layout({ base, title, section, body }: PageFrame): Html {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
 <title>${title} · job log</title>
 <style>${unsafeRaw(CSS)}</style>
 </head>
