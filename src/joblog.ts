@@ -56,6 +56,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   readonly #boss: BossLike | undefined;
   readonly #bossSchema: string;
   readonly #waits: BusyWaits;
+  #jobTypes: Promise<string[]> | undefined;
   readonly #maxHoldSeconds: { byGroup: Record<string, number>; byType: Record<string, number> };
   /** Every interval this log runs (the reaper's, the pruner's); stop() clears them all. */
   readonly #timers: NodeJS.Timeout[] = [];
@@ -91,6 +92,26 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     this.#timers.push(timer);
   }
 
+  /**
+   * A job type must be a value of the app's `JobType` enum: checked once at `work()` / `section()`
+   * rather than failing every job's first write. The enum is read once per log.
+   */
+  async #assertJobType(type: string, where: string): Promise<void> {
+    this.#jobTypes ??= Promise.resolve(
+      this.#prisma.$queryRawUnsafe<{ t: string }[]>(`SELECT unnest(enum_range(NULL::"JobType"))::text AS t`),
+    ).then((rows) => rows.map((r) => r.t));
+    let types: string[];
+    try {
+      types = await this.#jobTypes;
+    } catch (error) {
+      this.#jobTypes = undefined; // not cached: the next call asks again
+      throw error;
+    }
+    if (!types.includes(type)) {
+      throw new InvalidOptionsError(where, [{ path: 'type', message: `unknown job type '${type}'; expected one of ${types.join(', ')} (the "JobType" enum)` }]);
+    }
+  }
+
   async #reapPass(): Promise<void> {
     const result = await this.reap();
     if (result.finished > 0 || result.dead > 0) this.emit('reaped', result);
@@ -116,6 +137,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
       options,
       `work('${name}')`,
     );
+    await this.#assertJobType(type, `work('${name}')`);
     const config = { queue: name, type, group, userId, schema, onBusy, retryable, waits: this.#waits } as Parameters<
       typeof createBatchHandler<T>
     >[1];
@@ -131,6 +153,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   /** Run `fn` inside a (user, group) section outside pg-boss. Throws `SectionBusyError` when held. */
   async section<R>(options: SectionOptions, fn: (ctx: { jid: string }) => Promise<R>): Promise<R> {
     const parsed = parseOptions(sectionOptionsSchema, options, 'section');
+    await this.#assertJobType(parsed.type, 'section');
     return runSection(this.#store, { ...parsed, userId: normaliseUserId(parsed.userId)! }, fn);
   }
 

@@ -227,3 +227,19 @@ export const recordWaited = `
 UPDATE job_logs SET waited_ms = round(extract(epoch FROM clock_timestamp() - $3::timestamptz) * 1000)::int
  WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
 RETURNING id`;
+
+/**
+ * A retry found no error of the attempt before it in its row: that attempt ended without settling
+ * (worker killed, timed out, connection lost). Record pg-boss's reason for it, once.
+ * Only for a row that began before this attempt was fetched ($4, pg-boss's started_on): a row this
+ * attempt inserted (its earlier attempts were busy, or their claim failed) has nothing to add.
+ * $1 jid, $2 the retry's attempt, $3 error (json), $4 this attempt's fetch time
+ */
+export const recordLostAttempt = `
+UPDATE job_logs
+   SET errors = errors || jsonb_build_array(jsonb_build_object(
+                  'attempt', $2::int - 1, 'at', clock_timestamp(), 'error', $3::jsonb)),
+       error = $3::jsonb
+ WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started' AND started_at < $4::timestamptz
+   AND NOT jsonb_path_exists(errors, '$[*] ? (@.attempt == $a)', jsonb_build_object('a', $2::int - 1))
+RETURNING id`;

@@ -1,7 +1,7 @@
 import * as sql from './sql.ts';
 import { Coalescer } from './coalesce.ts';
 import { recordError, toJobLogRow } from './rows.ts';
-import type { JobLogRow, JobState, PrismaLike } from './types.ts';
+import type { JobLogRow, JobState, PrismaLike, RecordedError } from './types.ts';
 
 /** What a job's row says about it before it runs. */
 export interface JobIdentity {
@@ -203,6 +203,11 @@ export class LogStore {
   /** Extend a section's lease; false once the row is no longer held (settled or reaped). */
   async renewLease(jid: string, leaseSeconds: number): Promise<boolean> {
     return (await this.#rows(sql.renewLease, [jid, leaseSeconds])).length === 1;
+  }
+
+  /** A retry's previous attempt left no error in the row: record `error` for it (once). */
+  async recordLostAttempt(jid: string, attempt: number, error: RecordedError, fetchedAt: Date): Promise<boolean> {
+    return (await this.#rows(sql.recordLostAttempt, [jid, attempt, JSON.stringify(error), fetchedAt])).length === 1;
   }
 
   /** Record how long an `onBusy: { wait }` job waited (since `since`) before it got its section. */

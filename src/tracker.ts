@@ -82,7 +82,7 @@ export function createBatchHandler<T>(
     }
     const busy: BusyJob[] = [];
     const runnable = await claimAll(store, config, warn, admitted, results, busy);
-    await recordWaits(store, warn, runnable);
+    await afterClaim(store, warn, runnable);
     const settlements: Settlement[] = [];
     for (const entry of runnable) {
       const { result, settlement } = await runClaimed(store, handler, entry);
@@ -250,17 +250,31 @@ async function settleAll(store: LogStore, warn: WarningSink, settlements: Settle
   }
 }
 
-/** A job that waited for its section got it: record how long it waited. */
-async function recordWaits<T>(store: LogStore, warn: WarningSink, runnable: Admitted<T>[]): Promise<void> {
+/**
+ * What a claimed job's row should know before it runs: how long it waited for its section
+ * (`onBusy: { wait }`), and why its previous attempt ended if that attempt could not say so itself
+ * (killed, timed out, connection lost): pg-boss hands the retry that reason as `output`.
+ */
+async function afterClaim<T>(store: LogStore, warn: WarningSink, runnable: Admitted<T>[]): Promise<void> {
   for (const { job, attempt } of runnable) {
-    const mark = waitMarkOf(job as JobWithMetadata<unknown>);
-    if (!mark) continue;
     try {
-      await store.recordWaited(job.id, attempt.attempt, mark.since);
+      const mark = waitMarkOf(job as JobWithMetadata<unknown>);
+      if (mark) await store.recordWaited(job.id, attempt.attempt, mark.since);
+      else if (attempt.attempt > 1 && job.output != null && job.startedOn) {
+        await store.recordLostAttempt(job.id, attempt.attempt, lostAttemptError(attempt.attempt - 1, job.output), job.startedOn);
+      }
     } catch (cause) {
-      warn({ code: 'LOG_WRITE_FAILED', message: `could not record the wait of job ${job.id}: ${String(cause)}`, jid: job.id, attempt: attempt.attempt, cause });
+      warn({ code: 'LOG_WRITE_FAILED', message: `could not write the log row of job ${job.id}: ${String(cause)}`, jid: job.id, attempt: attempt.attempt, cause });
     }
   }
+}
+
+/** pg-boss's reason: a handler's error `{ message }`, or its own expiry `{ value: { message } }`. */
+function lostAttemptError(attempt: number, output: unknown): { name: string; code: string; message: string } {
+  const o = output as { message?: unknown; value?: { message?: unknown } };
+  const message = typeof o?.message === 'string' ? o.message : o?.value?.message;
+  const reason = typeof message === 'string' ? message : JSON.stringify(output);
+  return { name: 'AttemptLost', code: 'ATTEMPT_LOST', message: `attempt ${attempt} ended without settling its row: ${reason}` };
 }
 
 /**

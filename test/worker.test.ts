@@ -287,7 +287,11 @@ describe('tracked worker', () => {
     release[2].open();
     const row = await waitForRow(joblog, jid, ['dead']);
     expect(row).toMatchObject({ attempt: 2, error: { message: 'attempt 2 failed' } });
-    expect(row.errors.map((e) => e.attempt)).toEqual([2]);
+    // Attempt 1 never settled (it was still running when pg-boss expired it): its retry recorded why.
+    expect(row.errors.map((e) => [e.attempt, e.error.message])).toEqual([
+      [1, 'attempt 1 ended without settling its row: job timed out'],
+      [2, 'attempt 2 failed'],
+    ]);
     expect(owned).toEqual({ 1: [false], 2: [true] });
   });
 });

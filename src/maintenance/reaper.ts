@@ -49,7 +49,7 @@ WITH candidates AS (
       WHEN 'LEASE_EXPIRED' THEN 'section holder lost: its lease expired at ' || v.lease_until::text
       WHEN 'JOB_MISSING' THEN 'job no longer exists in pg-boss'
       WHEN 'JOB_FAILED' THEN 'worker lost: pg-boss failed the job'
-        || COALESCE(' (' || (v.output ->> 'message') || ')', '')
+        || COALESCE(' (' || COALESCE(v.output ->> 'message', v.output -> 'value' ->> 'message') || ')', '')
       WHEN 'JOB_CANCELLED' THEN 'job cancelled in pg-boss'
       WHEN 'MAX_HOLD_EXCEEDED' THEN 'held its section longer than maxHoldSeconds ('
         || v.max_hold::text || ' s) while waiting for its retry'

@@ -1,0 +1,212 @@
+// Proof under faults: real worker processes killed with SIGKILL, connections cut while a row is
+// being settled, an attempt that outlives its timeout, and bad input on every public entry.
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { afterAll, describe, expect, test } from 'vitest';
+import { PrismaClient } from '../src/generated/prisma/client.ts';
+import { createJobLog, InvalidOptionsError, type JobLogWarning } from '../src/index.ts';
+import { setupTestDb } from './helpers/db.ts';
+import { FAST, gate, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
+import { waitFor } from './helpers/wait.ts';
+
+const db = setupTestDb('faults');
+const fixture = fileURLToPath(new URL('./fixtures/crash-worker.ts', import.meta.url));
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+/** A worker process (test/fixtures/crash-worker.ts) on `queues`; resolves once it is polling. */
+async function workerProcess(queues: string[]) {
+  const child = spawn(process.execPath, [fixture, db.url, ...queues], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const lines: string[] = [];
+  let buffer = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    const parts = buffer.split('\n');
+    buffer = parts.pop()!;
+    lines.push(...parts);
+  });
+  const seen = (line: string) => waitFor(`worker printed "${line}"`, async () => lines.includes(line), 20_000);
+  await seen('ready');
+  return { child, lines, seen };
+}
+
+/** A TCP proxy to PostgreSQL that can cut every connection through it and refuse new ones. */
+async function cuttableProxy(target: URL) {
+  const sockets = new Set<net.Socket>();
+  let refusing = false;
+  const server = net.createServer((client) => {
+    if (refusing) return void client.destroy();
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(target);
+  url.hostname = '127.0.0.1';
+  url.port = String((server.address() as net.AddressInfo).port);
+  return {
+    url: url.toString(),
+    cut() { refusing = true; for (const s of sockets) s.destroy(); },
+    restore() { refusing = false; },
+    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
+  };
+}
+
+describe('faults', () => {
+  test('SIGKILL mid-job: the section opens within the heartbeat window plus one reaper interval; a retry re-enters and finishes', async () => {
+    // What a deployment would run: a supervising pg-boss, heartbeats, and the reaper.
+    const supervisor = await db.boss({ supervise: true, superviseIntervalSeconds: 1, monitorIntervalSeconds: 1 });
+    const joblog = createJobLog({ prisma: db.prisma, boss: supervisor, reaper: { intervalSeconds: 1 } });
+    const retried = queueName('crash-retry');
+    const last = queueName('crash-last');
+    await supervisor.createQueue(retried, { retryLimit: 1, heartbeatSeconds: 10 });
+    await supervisor.createQueue(last, { retryLimit: 0, heartbeatSeconds: 10 });
+
+    const first = await workerProcess([retried, last]);
+    const retryJid = (await supervisor.send(retried, { userId: 'u-crash-retry', hangOnAttempt: 1 }))!;
+    const lastJid = (await supervisor.send(last, { userId: 'u-crash-last', hangOnAttempt: 1 }))!;
+    await first.seen(`started ${retryJid} 1`);
+    await first.seen(`started ${lastJid} 1`);
+    expect((await joblog.holder('u-crash-last', 'financial'))?.jid).toBe(lastJid);
+
+    first.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    const second = await workerProcess([retried, last]);
+
+    // The last attempt: pg-boss fails it by heartbeat, the reaper sets the row dead, the section opens.
+    await waitFor('section of the dead worker open', async () => (await joblog.holder('u-crash-last', 'financial')) === null, 30_000);
+    const released = (Date.now() - killedAt) / 1000;
+    console.log(`release after SIGKILL: ${released.toFixed(1)} s (heartbeatSeconds 10, supervise 1 s, reaper 1 s)`);
+    expect(released).toBeLessThan(10 + 1 + 1 + 3);
+    expect(await joblog.get(lastJid)).toMatchObject({
+      state: 'dead', attempt: 1, error: { code: 'JOB_FAILED', message: 'worker lost: pg-boss failed the job (job heartbeat timeout)' },
+    });
+
+    // The job with a retry left: the second worker re-enters its row as attempt 2 and finishes it.
+    await second.seen(`finished ${retryJid} 2`);
+    const row = await waitForRow(joblog, retryJid, ['finished']);
+    expect(row).toMatchObject({ attempt: 2, maxAttempts: 2 });
+    expect(row.errors.map((e) => [e.attempt, e.error.message])).toEqual([
+      [1, 'attempt 1 ended without settling its row: job heartbeat timeout'],
+    ]);
+    expect(second.lines).toContain(`started ${retryJid} 2`);
+    expect(await joblog.holder('u-crash-retry', 'financial')).toBeNull();
+    joblog.stop();
+  }, 60_000);
+
+  test('connection cut while settling: the row stays started, then reap() makes it match pg-boss', async () => {
+    const proxy = await cuttableProxy(new URL(db.url));
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: proxy.url }) });
+    try {
+      const boss = await db.boss(); // pg-boss keeps its own, direct connection
+      const joblog = createJobLog({ prisma, boss, reaper: false });
+      const warnings: JobLogWarning[] = [];
+      joblog.on('warning', (w) => warnings.push(w));
+      const queue = queueName('cut');
+      await boss.createQueue(queue, { retryLimit: 0 });
+      await joblog.work<{ userId: string; fail: boolean }>(queue, {
+        ...FAST, type: 'reconciliation', group: 'financial', userId: (job) => job.data.userId,
+      }, async (job) => {
+        proxy.cut(); // the library's connection dies just before it writes the outcome
+        if (job.data.fail) throw new Error('bank rejected the file');
+      });
+      const done = (await boss.send(queue, { userId: 'u-cut-ok', fail: false }))!;
+      await waitForBossState(db, done, ['completed']);
+      proxy.restore();
+      const failed = (await boss.send(queue, { userId: 'u-cut-fail', fail: true }))!;
+      await waitForBossState(db, failed, ['failed']);
+      expect(warnings.filter((w) => w.code === 'LOG_WRITE_FAILED').map((w) => w.jid)).toEqual(expect.arrayContaining([done, failed]));
+
+      const reader = createJobLog({ prisma: db.prisma, reaper: false });
+      expect(await reader.get(done)).toMatchObject({ state: 'started' });
+      expect(await reader.get(failed)).toMatchObject({ state: 'started' });
+      proxy.restore();
+      await reader.reap();
+      expect(await reader.get(done)).toMatchObject({ state: 'finished' });
+      expect(await reader.get(failed)).toMatchObject({
+        state: 'dead', error: { code: 'JOB_FAILED', message: 'worker lost: pg-boss failed the job (bank rejected the file)' },
+      });
+      const { rows } = await db.pool.query(
+        `SELECT count(*)::int AS n FROM job_logs l JOIN pgboss.job j ON j.name = l.queue AND j.id = l.jid
+          WHERE l.state = 'started' AND j.state IN ('completed', 'failed', 'cancelled')`);
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await prisma.$disconnect();
+      await proxy.close();
+    }
+  });
+
+  test('a timed-out attempt that finishes after the newer attempt settled cannot touch its row', async () => {
+    // test/worker.test.ts covers the stale attempt finishing first; this is the other order.
+    const { boss, joblog, warnings } = await tracked(db);
+    const queue = queueName('late');
+    await boss.createQueue(queue, { retryLimit: 1, expireInSeconds: 1 });
+    const release1 = gate();
+    const started1 = gate();
+    const owns: Record<number, boolean> = {};
+    await joblog.work(queue, { ...FAST, localConcurrency: 2, type: 'financial_data_import', group: 'financial', userId: () => 'u-late' }, async (_job, ctx) => {
+      if (ctx.attempt === 1) {
+        started1.open();
+        await release1.promise;
+      }
+      owns[ctx.attempt] = await ctx.ownsSection();
+      return `attempt ${ctx.attempt}`;
+    });
+    const jid = (await boss.send(queue, {}))!;
+    await started1.promise;
+    await new Promise((r) => setTimeout(r, 1500));
+    await boss.supervise(queue); // expires attempt 1 while it runs; attempt 2 starts and finishes
+    const row2 = await waitForRow(joblog, jid, ['finished']);
+    expect(row2.attempt).toBe(2);
+    expect(await joblog.reap()).toMatchObject({ dead: 0 });
+
+    release1.open(); // the stale attempt now succeeds too: its writes must be refused
+    await waitFor('stale warning', async () => warnings.find((w) => w.code === 'STALE_ATTEMPT' && w.attempt === 1));
+    const row = (await joblog.get(jid))!;
+    expect(row).toEqual(row2);
+    expect(owns).toEqual({ 1: false, 2: true });
+    const job = await waitForBossState(db, jid, ['completed']);
+    expect(job.output).toEqual({ value: 'attempt 2' });
+  });
+
+  test('bad input on every public entry: a typed error naming the field, and nothing written', async () => {
+    const { boss, joblog } = await tracked(db);
+    const count = async () => (await db.pool.query('SELECT count(*)::int AS n FROM job_logs')).rows[0].n as number;
+    const before = await count();
+    const queue = queueName('bad');
+    await boss.createQueue(queue);
+    const ok = async () => {};
+    const cases: [string, () => unknown, RegExp][] = [
+      ['createJobLog prisma', () => createJobLog({ prisma: {} as any, boss }), /prisma: expected the app's PrismaClient/],
+      ['createJobLog boss', () => createJobLog({ prisma: db.prisma, boss: 'boss' as any }), /boss: expected a PgBoss instance/],
+      ['createJobLog reaper', () => createJobLog({ prisma: db.prisma, boss, reaper: { intervalSeconds: 0 } }), /reaper\.intervalSeconds/],
+      ['work queue', () => joblog.work('', { type: 'reconciliation' }, ok), /must be a non-empty string/],
+      ['work type', () => joblog.work(queue, { type: 'no_such_type' }, ok), /type: unknown job type 'no_such_type'; expected one of financial_data_import, reconciliation/],
+      ['work option', () => joblog.work(queue, { type: 'reconciliation', batchsize: 5 } as any, ok), /unknown option\(s\) batchsize/],
+      ['work onBusy', () => joblog.work(queue, { type: 'reconciliation', onBusy: { wait: { retryEverySeconds: 5 } } } as any, ok), /onBusy\.wait\.giveUpAfterSeconds/],
+      ['work handler', () => joblog.work(queue, { type: 'reconciliation' }, 'handler' as any), /handler: expected a function/],
+      ['section type', () => joblog.section({ type: 'nope', userId: 'u', group: 'g' }, ok), /type: unknown job type 'nope'/],
+      ['section user', () => joblog.section({ type: 'reconciliation', userId: { id: 1 } as any, group: 'g' }, ok), /userId: expected a string or number user id/],
+      ['section lease', () => joblog.section({ type: 'reconciliation', userId: 'u', group: 'g', leaseSeconds: 0 }, ok), /leaseSeconds: must be at least 1 second/],
+      ['inProgress', () => joblog.inProgress({ userId: null as any }), /userId/],
+      ['holder', () => joblog.holder('u', '' as any), /group/],
+      ['get', () => joblog.get('not-a-uuid'), /expected a UUID/],
+    ];
+    for (const [what, call, message] of cases) {
+      const error = await (async () => call())().then(() => null, (e: unknown) => e);
+      expect(error, what).toBeInstanceOf(InvalidOptionsError);
+      expect((error as InvalidOptionsError).code, what).toBe('INVALID_OPTIONS');
+      expect((error as Error).message, what).toMatch(message);
+    }
+    expect(await count()).toBe(before);
+  });
+});
