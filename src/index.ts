@@ -36,6 +36,7 @@ export type {
   JobTypeStats,
   PruneOptions,
   PruneResult,
+  PruneSchedule,
   SectionsQuery,
   StatsBucket,
   StatsBucketRow,

@@ -41,6 +41,8 @@ export interface JobLogEvents {
   warning: [JobLogWarning];
   /** A pass of the reaper interval settled some rows (passes that changed nothing are not reported). */
   reaped: [ReapResult];
+  /** A pass of the prune interval deleted some rows (passes that deleted nothing are not reported). */
+  pruned: [PruneResult];
 }
 
 const inProgressSchema = z.strictObject({
@@ -73,6 +75,8 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     const reaper = parsed.reaper ?? (parsed.boss ? reaperOptionsSchema.parse({}) : false);
     this.#maxHoldSeconds = reaper ? reaper.maxHoldSeconds : { byGroup: {}, byType: {} };
     if (reaper) this.#every(reaper.intervalSeconds * 1000, 'REAP_FAILED', () => this.#reapPass());
+    const plan = parsed.prune;
+    if (plan) this.#every(plan.intervalSeconds * 1000, 'PRUNE_FAILED', () => this.#prunePass(plan));
   }
 
   /**
@@ -110,6 +114,11 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     if (!types.includes(type)) {
       throw new InvalidOptionsError(where, [{ path: 'type', message: `unknown job type '${type}'; expected one of ${types.join(', ')} (the "JobType" enum)` }]);
     }
+  }
+
+  async #prunePass(plan: { olderThan: number | string; states?: PruneOptions['states']; batchSize?: number }): Promise<void> {
+    const result = await this.prune({ olderThan: plan.olderThan, states: plan.states, batchSize: plan.batchSize });
+    if (result.deleted > 0) this.emit('pruned', result);
   }
 
   async #reapPass(): Promise<void> {
@@ -187,7 +196,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
 
   /** Every section held now, with its pg-boss job's state and whether it looks stale. */
   async sections(query: SectionsQuery = {}): Promise<HeldSection[]> {
-    return sections(this.#prisma, query);
+    return sections(this.#prisma, { bossSchema: this.#bossSchema, ...query });
   }
 
   /** Delete settled rows (never `started`) that finished before `olderThan`, in short batches. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDuration } from './duration.ts';
 import { InvalidOptionsError } from './errors.ts';
 
 // Options are validated once, where they enter (createJobLog, work, section). Unknown keys are
@@ -59,6 +60,24 @@ export const jobLogOptionsSchema = z.strictObject({
     message: 'expected false or { intervalSeconds?, maxHoldSeconds?: { byGroup?, byType? } }',
   })).optional(),
   bossSchema: bossSchemaName,
+  prune: z.lazy(() => pruneScheduleSchema).optional(),
+});
+
+/** The states `prune()` may delete. `started` rows are never pruned: they may hold a section. */
+export const PRUNABLE_STATES = ['finished', 'skipped', 'failed', 'dead'] as const;
+
+export const prunableStatesSchema = z
+  .array(z.enum(PRUNABLE_STATES, { message: `expected some of ${PRUNABLE_STATES.join(', ')} (started rows are never pruned)` }))
+  .min(1, 'give at least one state, or leave it out for all settled states');
+
+/** The `prune` option of createJobLog: prune every `intervalSeconds` while the log lives. */
+export const pruneScheduleSchema = z.strictObject({
+  olderThan: z.union([z.number().positive(), z.string()]).refine((v) => typeof v === 'number' || parseDuration(v) !== null, {
+    message: "expected a duration such as '30d' or milliseconds (a fixed date would prune nothing new on later passes)",
+  }),
+  states: prunableStatesSchema.optional(),
+  batchSize: z.int().min(1).max(100_000).optional(),
+  intervalSeconds: z.number().min(1, 'must be at least 1 second').max(7 * 24 * 3600, 'must be at most a week').default(3600),
 });
 
 export const waitPolicySchema = z.strictObject({

@@ -65,6 +65,8 @@ export interface JobLogOptions {
   reaper?: ReaperOptions | false;
   /** pg-boss's schema (its `schema` option), where the reaper and `onBusy: { wait }` find jobs. Default `pgboss`. */
   bossSchema?: string;
+  /** Prune on an interval while the log lives (see `joblog.stop()`). Default off. */
+  prune?: PruneSchedule;
 }
 
 /** What the handler gets besides the job. */
@@ -265,6 +267,18 @@ export interface PruneOptions {
   onProgress?: (progress: { deleted: number; batches: number }) => void;
   /** Stops between batches when aborted; resolves with what was deleted so far. */
   signal?: AbortSignal;
+}
+
+/** The `prune` option of `createJobLog`. */
+export interface PruneSchedule {
+  /** A duration (`'30d'`) or milliseconds: each pass deletes rows settled longer ago than that. */
+  olderThan: DurationInput;
+  /** Default all settled states. */
+  states?: Exclude<JobState, 'started'>[];
+  /** Default 5000. */
+  batchSize?: number;
+  /** Default 3600. */
+  intervalSeconds?: number;
 }
 
 export interface PruneResult {

@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, test } from 'vitest';
 import { createJobLog, InvalidOptionsError, type JobLog, type JobState } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
 import { FAST, gate, queueName, tracked, waitForRow } from './helpers/joblog.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const db = setupTestDb('queries');
 
@@ -394,6 +395,41 @@ describe('prune', () => {
     expect(await joblog.prune({ olderThan, states: ['failed'] })).toMatchObject({ deleted: 2 });
     const { rows } = await db.pool.query(`SELECT state::text, count(*)::int AS n FROM job_logs GROUP BY 1`);
     expect(rows).toEqual([{ state: 'finished', n: 6 }]);
+  });
+
+  test('createJobLog({ prune }) prunes on an interval until stop(), reporting each pass that deleted rows', async () => {
+    await insert([aged('finished', 40), aged('skipped', 40), aged('started', 40), aged('finished', 1)]);
+    const joblog = createJobLog({ prisma: db.prisma, prune: { olderThan: '30d', intervalSeconds: 1 } });
+    try {
+      const passes: { deleted: number }[] = [];
+      joblog.on('pruned', (r) => passes.push(r));
+      await waitFor('a prune pass', async () => passes.length > 0);
+      expect(passes).toEqual([expect.objectContaining({ deleted: 2, dryRun: false })]);
+      const { rows } = await db.pool.query(`SELECT state::text FROM job_logs ORDER BY state`);
+      expect(rows.map((r) => r.state)).toEqual(['finished', 'started']); // the recent one, and started
+    } finally {
+      joblog.stop();
+    }
+    await insert([aged('dead', 40)]);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await count()).toBe(3); // stopped: the new old row stays
+    const cases: [unknown, string, RegExp][] = [
+      [{ olderThan: '2026-01-01' }, 'prune.olderThan', /a fixed date would prune nothing new/],
+      [{ olderThan: '30d', states: ['started'] }, 'prune.states.0', /started rows are never pruned/],
+      [{ olderThan: '30d', intervalSeconds: 0 }, 'prune.intervalSeconds', /at least 1 second/],
+      [{ olderThan: '30d', every: '1h' }, 'prune', /unknown option\(s\) every/],
+    ];
+    for (const [prune, path, message] of cases) {
+      let error: unknown;
+      try {
+        createJobLog({ prisma: db.prisma, prune } as never);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect(paths(error as InvalidOptionsError), JSON.stringify(prune)).toEqual([path]);
+      expect((error as Error).message).toMatch(message);
+    }
   });
 
   test('bad options are refused naming the field, started above all', async () => {

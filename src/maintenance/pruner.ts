@@ -2,10 +2,9 @@
 // own transaction), so a prune of millions of rows never holds long locks or a long snapshot.
 import { z } from 'zod';
 import { pointInPast } from '../duration.ts';
-import { parseOptions } from '../options.ts';
-import type { JobState, PrismaLike, PruneOptions, PruneResult } from '../types.ts';
+import { parseOptions, PRUNABLE_STATES, prunableStatesSchema } from '../options.ts';
+import type { PrismaLike, PruneOptions, PruneResult } from '../types.ts';
 
-export const PRUNABLE_STATES = ['finished', 'skipped', 'failed', 'dead'] as const satisfies readonly JobState[];
 export const PRUNE_DEFAULT_BATCH = 5000;
 
 const olderThanSchema = z.custom<PruneOptions['olderThan']>((v) => pointInPast(v) !== null, {
@@ -14,33 +13,19 @@ const olderThanSchema = z.custom<PruneOptions['olderThan']>((v) => pointInPast(v
 
 export const pruneOptionsSchema = z.strictObject({
   olderThan: olderThanSchema,
-  states: z
-    .array(z.enum(PRUNABLE_STATES, { message: `expected some of ${PRUNABLE_STATES.join(', ')} (started rows are never pruned)` }))
-    .min(1, 'give at least one state, or leave it out for all settled states')
-    .default([...PRUNABLE_STATES]),
+  states: prunableStatesSchema.default([...PRUNABLE_STATES]),
   batchSize: z.int().min(1).max(100_000).default(PRUNE_DEFAULT_BATCH),
   dryRun: z.boolean().default(false),
   onProgress: z.custom<NonNullable<PruneOptions['onProgress']>>((v) => typeof v === 'function', { message: 'expected a function' }).optional(),
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, { message: 'expected an AbortSignal' }).optional(),
 });
 
-/** The interval option of `createJobLog`: prune every `every` with these options. */
-export const prunePlanSchema = pruneOptionsSchema
-  .omit({ dryRun: true, onProgress: true, signal: true })
-  .extend({
-    olderThan: olderThanSchema.refine((v) => !(v instanceof Date) && !(typeof v === 'string' && /^\d{4}-/.test(v)), {
-      message: "expected a duration such as '30d' (a fixed date would prune nothing new on later runs)",
-    }),
-    every: z.custom<number | string>((v) => pointInPast(v, new Date(0)) !== null && !(v instanceof Date), {
-      message: "expected milliseconds or a duration such as '1h'",
-    }),
-  });
-
 // One state at a time, oldest first: `state = $1 AND finished_at < cut-off ORDER BY finished_at`
 // is one range of the (state, finished_at) index read in order, so a batch touches only the rows
 // it deletes, and the next batch resumes where this one ended (`finished_at >= $3`) instead of
 // walking again over the index entries of rows already deleted. The DELETE finds each row by its
-// primary key (`id = ANY (ARRAY …)`: a join here made the planner read the whole primary key). SKIP LOCKED: a row another transaction holds is left for the next run.
+// primary key (`id = ANY (ARRAY …)`: a join here made the planner read the whole primary key).
+// SKIP LOCKED: a row another transaction holds is left for the next run.
 // $1 state, $2 cut-off, $3 resume from (null: the start), $4 batch size
 export const deleteBatch = `
 WITH doomed AS (
