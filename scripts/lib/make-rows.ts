@@ -16,8 +16,11 @@ export interface MakeRowsOptions {
   onProgress?: (made: number) => void;
 }
 
+// Start times grow with the row number (with ten minutes of jitter), as in a log that is only
+// ever appended to, so the table's physical order follows time as it would in production.
 // One row in 2000 is `started` and holds a section of its own user ('holder-<n>'), so the
 // section index never conflicts; their start times are within the last hour.
+// $1..$2 row numbers, $3 days, $4 users, $5 last row number of the run, $6 rows of the run
 const insertChunk = `
 WITH g AS (
   SELECT i, random() AS r_type, random() AS r_state, random() AS r_time, random() AS r_dur,
@@ -30,7 +33,8 @@ WITH g AS (
          CASE WHEN i % 2000 = 0 THEN 'started' WHEN r_state < 0.86 THEN 'finished'
               WHEN r_state < 0.91 THEN 'skipped' WHEN r_state < 0.97 THEN 'failed' ELSE 'dead' END AS state,
          CASE WHEN i % 2000 = 0 THEN now() - r_time * interval '1 hour'
-              ELSE now() - r_time * $3::int * interval '1 day' END AS started_at
+              ELSE now() - ($5::bigint - i) * $3::int * interval '1 day' / $6::bigint
+                   - r_time * interval '10 minutes' END AS started_at
     FROM g
 ), r AS (
   SELECT k.*,
@@ -61,11 +65,12 @@ SELECT gen_random_uuid(), replace(job_type, '_', '-'), job_type::"JobType", stat
 export async function makeRows(db: pg.Pool | pg.Client, options: MakeRowsOptions): Promise<number> {
   const { rows, days = 90, users = 5000, chunk = 100_000 } = options;
   const [{ start }] = (await db.query(`SELECT coalesce(max(id), 0)::bigint + 1 AS start FROM job_logs`)).rows;
+  const last = (BigInt(start) + BigInt(rows - 1)).toString();
   let made = 0;
   while (made < rows) {
     const n = Math.min(chunk, rows - made);
     const from = BigInt(start) + BigInt(made);
-    await db.query(insertChunk, [from.toString(), (from + BigInt(n - 1)).toString(), days, users]);
+    await db.query(insertChunk, [from.toString(), (from + BigInt(n - 1)).toString(), days, users, last, rows]);
     made += n;
     options.onProgress?.(made);
   }

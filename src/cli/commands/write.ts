@@ -66,20 +66,17 @@ export const pruneCommand: Command = {
   },
 };
 
-interface Reaping {
-  reap(options?: unknown): Promise<unknown>;
-}
-
 export const reapCommand: Command = {
-  summary: 'settle rows whose holder is gone, freeing their sections (once)',
-  usage: `joblog reap [--dry-run]
-  --dry-run            report what would be reaped, change nothing`,
-  options: { 'dry-run': { type: 'boolean' } },
-  async run(ctx, { values }) {
-    const joblog = (await ctx.joblog()) as unknown as Partial<Reaping>;
-    if (typeof joblog.reap !== 'function') throw new Error('reap: this version of the library has no reaper');
-    const result = await joblog.reap(values['dry-run'] === true ? { dryRun: true } : undefined);
-    ctx.print(result, () => JSON.stringify(result, null, 2));
+  summary: 'settle started rows whose holder is gone (pg-boss job settled or missing, lease expired), once',
+  usage: `joblog reap
+  brings every started row in line with pg-boss's job table once: completed → finished;
+  failed, cancelled or missing → dead; a joblog.section() row whose lease ran out → dead`,
+  options: {},
+  async run(ctx) {
+    const result = await (await ctx.joblog()).reap();
+    ctx.print(result, () =>
+      `reaped: ${result.finished} finished (pg-boss had completed them), ${result.dead} dead; ` +
+      `${result.kept} kept waiting for their retry`);
     return 0;
   },
 };
