@@ -151,7 +151,7 @@ WITH input AS (${BATCH_INPUT}
   UPDATE job_logs j
      SET attempt = x.attempt, max_attempts = x.max_attempts, updated_at = clock_timestamp()
     FROM input x
-   WHERE j.jid = x.jid AND j.state = 'started' AND j.attempt < x.attempt
+   WHERE j.jid = x.jid AND j.state::text = 'started' AND j.attempt < x.attempt
   RETURNING j.jid
 ), inserted AS (
 ${BATCH_INSERT}
@@ -181,6 +181,9 @@ SELECT x.i, own.state::text AS own_state, own.attempt AS own_attempt, held.jid::
  * `recordFailure`: `state` is `finished` (error NULL: the last error stays, as with `finish`),
  * `started` (a failure with a retry due), `failed` or `dead`. Returns the jids that were written;
  * a jid missing from the result was fenced off (a stale attempt).
+ * `state::text`: the rows are found by jid alone. Given `state = 'started'`, the planner may read
+ * every entry of the state index instead, and under heavy churn (settled rows not yet vacuumed)
+ * that index holds thousands of dead 'started' entries: 7.7 ms instead of 1 ms for 50 rows.
  * $1 jsonb array of { jid, attempt, state, error }
  */
 export const settleBatch = `
@@ -198,7 +201,7 @@ UPDATE job_logs j
                      ELSE round(extract(epoch FROM clock_timestamp() - j.started_at) * 1000)::int END,
        updated_at = clock_timestamp()
   FROM input x
- WHERE j.jid = x.jid AND j.attempt = x.attempt AND j.state = 'started'
+ WHERE j.jid = x.jid AND j.attempt = x.attempt AND j.state::text = 'started'
 RETURNING j.jid::text AS jid`;
 
 /**

@@ -1,0 +1,114 @@
+// `npm run bench`: what tracking costs next to plain pg-boss, and how the log behaves at scale,
+// all measured in this one run (docs/benchmarks.md is rewritten from it).
+//
+//   npm run bench                    full run (≈ 10 min): 1M rows, 100,000-job memory run
+//   npm run bench -- --quick         under a minute: fewer rounds, jobs and rows
+//   npm run bench -- --rows 10000000 the query and prune measurements on 10M rows
+//
+// DATABASE_URL: a database is created on that server for the run and dropped after it;
+// unset: an embedded PostgreSQL is started for the run.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { type BenchArgs, parseBenchArgs } from './bench/args.ts';
+import { measureClaims } from './bench/claims.ts';
+import { openContext } from './bench/context.ts';
+import { openBenchDatabase } from './bench/database.ts';
+import { measureMemory } from './bench/memory.ts';
+import { progress } from './bench/progress.ts';
+import { measurePrune } from './bench/prune.ts';
+import { fillLog, measureQueries } from './bench/queries.ts';
+import { type BenchResults, machine, summaryLine, tables, targets, writeReport } from './bench/report.ts';
+import { measureScaling } from './bench/scaling.ts';
+import { measureThroughput } from './bench/throughput.ts';
+
+/** How much of everything: --quick trades precision for a run under a minute. */
+function plan(args: BenchArgs) {
+  const quick = args.quick;
+  return {
+    rounds: quick ? 3 : 5,
+    batch1Jobs: quick ? 1000 : 4000,
+    batch50Jobs: quick ? 10_000 : 40_000,
+    claimsPerContender: quick ? 100 : 500,
+    rows: quick ? Math.min(args.rows, 200_000) : args.rows,
+    queryRepeats: quick ? 50 : 200,
+    // make-rows spreads start times over 90 days: '60d' prunes about a third of them
+    pruneOlderThan: '60d',
+    memoryJobs: quick ? 20_000 : 100_000,
+    scaling: quick ? [1, 2] : [1, 2, 4],
+    scalingJobs: quick ? 10_000 : 40_000,
+  };
+}
+
+async function main(): Promise<void> {
+  const args = parseBenchArgs(process.argv.slice(2));
+  const p = plan(args);
+  const on = (part: BenchArgs['only'][number]) => args.only.includes(part);
+  const steps = (on('throughput') ? p.rounds * 4 : 0) + (on('claims') ? 2 : 0) + (on('queries') ? 5 : 0) + (on('queries') || on('prune') ? 1 : 0)
+    + (on('prune') ? 1 : 0) + (on('memory') ? 1 : 0) + (on('scaling') ? p.scaling.length * 2 : 0);
+  const bar = progress(steps + 1);
+  const began = performance.now();
+
+  bar.step('database');
+  const db = await openBenchDatabase();
+  const ctx = await openContext(db.url);
+  const results: BenchResults = {
+    date: new Date(),
+    quick: args.quick,
+    rows: p.rows,
+    machine: machine(await serverVersion(ctx.pool), db.embedded ? 'embedded PostgreSQL (fsync off)' : 'the DATABASE_URL server'),
+    seconds: 0,
+    throughput: [],
+    claims: [],
+    queries: [],
+    scaling: [],
+  };
+  try {
+    if (on('throughput')) {
+      const step = (label: string) => bar.step(label);
+      results.throughput.push(await measureThroughput(ctx, { batchSize: 1, localConcurrency: 8, jobs: p.batch1Jobs }, p.rounds, step));
+      results.throughput.push(await measureThroughput(ctx, { batchSize: 50, localConcurrency: 4, jobs: p.batch50Jobs }, p.rounds, step));
+    }
+    if (on('claims')) results.claims = await measureClaims(ctx, p.claimsPerContender, (l) => bar.step(l));
+    if (on('queries') || on('prune')) {
+      await fillLog(ctx, p.rows, (made) => bar.note(`making rows: ${made.toLocaleString('en-US')} of ${p.rows.toLocaleString('en-US')}`));
+      bar.step('rows made');
+    }
+    if (on('queries')) results.queries = await measureQueries(ctx, p.queryRepeats, (l) => bar.step(l));
+    if (on('prune')) {
+      results.prune = await measurePrune(ctx, p.pruneOlderThan, 5000);
+      bar.step('prune');
+    }
+    if (on('memory')) {
+      results.memory = await measureMemory(ctx, p.memoryJobs, (done) => bar.note(`memory run: ${done.toLocaleString('en-US')} jobs`));
+      bar.step('memory');
+    }
+    if (on('scaling')) {
+      results.scaling = await measureScaling(ctx, p.scaling, { batchSize: 50, localConcurrency: 4, jobs: p.scalingJobs }, (l) => bar.step(l));
+    }
+  } finally {
+    bar.done();
+    await ctx.close();
+    await db.stop();
+  }
+  results.seconds = (performance.now() - began) / 1000;
+  if (ctx.warnings.length) console.error(`warnings during the run (${ctx.warnings.length}), first: ${ctx.warnings[0]}`);
+
+  console.log(tables(results));
+  console.log(targets(results));
+  if (args.write) {
+    const notes = await fs.readFile(path.join(import.meta.dirname, 'bench', 'notes.md'), 'utf8');
+    const file = await writeReport(results, notes);
+    console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
+  }
+  console.log(summaryLine(results));
+}
+
+async function serverVersion(pool: import('pg').Pool): Promise<string> {
+  const { rows } = await pool.query('SHOW server_version');
+  return `PostgreSQL ${rows[0].server_version}`;
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
