@@ -17,6 +17,7 @@ export class CommandContext {
   readonly style: OutputStyle;
   readonly json: boolean;
   readonly #url: string | undefined;
+  readonly #bossSchema: string | undefined;
   #client: { prisma: PrismaLike & { $disconnect(): Promise<void> }; joblog: JobLog } | undefined;
 
   constructor(io: Io, values: Parsed['values']) {
@@ -25,6 +26,7 @@ export class CommandContext {
     this.json = values.json === true || (!tty && values.table !== true);
     this.style = { utc: values.utc === true, columns: tty ? io.stdout.columns : undefined };
     this.#url = str(values['database-url']) ?? io.env.DATABASE_URL;
+    this.#bossSchema = str(values['boss-schema']);
   }
 
   /** The database URL, checked for shape (not reachability). */
@@ -53,7 +55,8 @@ export class CommandContext {
       const url = this.url;
       const { PrismaClient } = await importPrismaClient();
       const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
-      this.#client = { prisma, joblog: createJobLog({ prisma }) };
+      const bossSchema = this.#bossSchema;
+      this.#client = { prisma, joblog: createJobLog({ prisma, ...(bossSchema === undefined ? {} : { bossSchema }) }) };
     }
     return this.#client;
   }

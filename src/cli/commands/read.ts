@@ -184,11 +184,7 @@ export const sectionsCommand: Command = {
   --boss-schema S      pg-boss's schema (default pgboss)`,
   options: { user: { type: 'string' }, group: { type: 'string' }, 'boss-schema': { type: 'string' } },
   async run(ctx, { values }) {
-    const held = await (await ctx.joblog()).sections({
-      userId: str(values.user),
-      group: str(values.group),
-      bossSchema: str(values['boss-schema']),
-    });
+    const held = await (await ctx.joblog()).sections({ userId: str(values.user), group: str(values.group) });
     ctx.print(held, () => (held.length ? table(held, sectionColumns(ctx), ctx.style) : 'no section is held'));
     return 0;
   },

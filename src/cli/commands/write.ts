@@ -68,10 +68,11 @@ export const pruneCommand: Command = {
 
 export const reapCommand: Command = {
   summary: 'settle started rows whose holder is gone (pg-boss job settled or missing, lease expired), once',
-  usage: `joblog reap
+  usage: `joblog reap [--boss-schema pgboss]
+  --boss-schema S      pg-boss's schema (default pgboss)
   brings every started row in line with pg-boss's job table once: completed → finished;
   failed, cancelled or missing → dead; a joblog.section() row whose lease ran out → dead`,
-  options: {},
+  options: { 'boss-schema': { type: 'string' } },
   async run(ctx) {
     const result = await (await ctx.joblog()).reap();
     ctx.print(result, () =>
@@ -88,8 +89,9 @@ export const dashboardCommand: Command = {
   usage: `joblog dashboard [--host 127.0.0.1] [--port 4000] [--token T]
   --host H             interface to listen on (default 127.0.0.1: this machine only)
   --port N             port (default 4000; 0 picks a free one)
-  --token T            the token visitors must show (default $${TOKEN_ENV}; generated and printed if neither)`,
-  options: { host: { type: 'string' }, port: { type: 'string' }, token: { type: 'string' } },
+  --token T            the token visitors must show (default $${TOKEN_ENV}; generated and printed if neither)
+  --boss-schema S      pg-boss's schema, for the sections' states (default pgboss)`,
+  options: { host: { type: 'string' }, port: { type: 'string' }, token: { type: 'string' }, 'boss-schema': { type: 'string' } },
   async run(ctx, { values }) {
     const port = parsePort(str(values.port));
     const host = str(values.host) ?? '127.0.0.1';
@@ -99,7 +101,8 @@ export const dashboardCommand: Command = {
     }
     const token = given ?? randomBytes(24).toString('base64url');
     const { createDashboard, serve } = await import('../../dashboard/index.ts');
-    const handler = createDashboard({ joblog: await ctx.joblog(), token });
+    const bossSchema = str(values['boss-schema']);
+    const handler = createDashboard({ joblog: await ctx.joblog(), token, ...(bossSchema === undefined ? {} : { bossSchema }) });
     const served = await serve({ handler, host, port });
     const link = new URL(served.url);
     if (given === undefined) link.searchParams.set('token', token);
