@@ -206,9 +206,10 @@ async function runClaimed<T>(
   handler: TrackedHandler<T>,
   { job, identity, attempt, data }: Admitted<T>,
 ): Promise<{ result: JobResult; settlement: Settlement }> {
-  const ctx = contextFor(store, identity, attempt, { ...job, data });
+  const parsed = { ...job, data };
+  const ctx = contextFor(store, identity, attempt, parsed);
   try {
-    const output = await handler({ ...job, data }, ctx);
+    const output = await handler(parsed, ctx);
     return {
       result: { id: job.id, status: 'completed', output: output ?? undefined },
       settlement: { jid: job.id, attempt: attempt.attempt, state: 'finished' },
