@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // joblog: the job log from the command line. Exit codes: 0 ok, 1 runtime or database error,
 // 2 usage error (command, flag or value), 3 not found (show), 130 interrupted (prune).
+import { readFile } from 'node:fs/promises';
 import { InvalidOptionsError } from '../errors.ts';
 import { COMMON_HELP, parseFlags, UsageError } from './args.ts';
 import { CommandContext, type Io } from './context.ts';
@@ -29,16 +30,25 @@ ${COMMON_HELP}
 
 exit codes: 0 ok, 1 runtime or database error, 2 wrong command, flag or value,
             3 not found (show), 130 interrupted (prune)
-'joblog <command> --help' shows the command's flags.`;
+'joblog <command> --help' shows the command's flags; 'joblog --version' the version.`;
 
 /** Option paths of the library that a flag of another name sets. */
 const FLAG_OF: Record<string, string> = { userId: 'user', types: 'type', states: 'state', bossSchema: 'boss-schema' };
 
 export async function main(argv: string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined) {
+    io.stderr.write(`${HELP}\n`);
+    return EXIT.usage;
+  }
+  if (name === '--version' || name === '-v') {
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    io.stdout.write(`${pkg.version}\n`);
+    return EXIT.ok;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(`${HELP}\n`);
-    return name === undefined ? EXIT.usage : EXIT.ok;
+    return EXIT.ok;
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
