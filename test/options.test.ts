@@ -75,7 +75,9 @@ describe('options are checked where they enter, naming each bad field', () => {
     expect(paths(await invalidAsync(joblog.work('', { type: 'x' }, handler)))).toEqual(['']);
     expect(paths(await invalidAsync(joblog.work('q', { type: 'x' }, undefined as never)))).toEqual(['handler']);
     expect(registered).toBe(0);
-    await joblog.work('q', { type: 'x', schema: z.object({}), group: 'g', userId: () => 'u', onBusy: 'skip' }, handler);
+    expect(paths(await invalidAsync(joblog.work('q', { type: 'x' }, handler)))).toEqual(['type']); // not in the JobType enum
+    expect(registered).toBe(0);
+    await joblog.work('q', { type: 'reconciliation', schema: z.object({}), group: 'g', userId: () => 'u', onBusy: 'skip' }, handler);
     expect(registered).toBe(1);
   });
 

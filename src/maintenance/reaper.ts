@@ -27,7 +27,12 @@ WITH candidates AS (
          j.id IS NULL AS missing, j.state::text AS boss_state, j.completed_on, j.output,
          LEAST(($1::jsonb ->> l.job_type::text)::numeric, ($2::jsonb ->> l."group")::numeric) AS max_hold
     FROM job_logs l
-    LEFT JOIN "${bossSchema}".job j ON j.name = l.queue AND j.id = l.jid AND l.lease_until IS NULL
+    -- LATERAL: one primary-key lookup (name, id) per started row, however large pg-boss's table
+    LEFT JOIN LATERAL (
+      SELECT b.id, b.state, b.completed_on, b.output FROM "${bossSchema}".job b
+       WHERE b.name = l.queue AND b.id = l.jid AND l.lease_until IS NULL
+       LIMIT 1 -- the key is unique; LIMIT also keeps the planner from flattening this into a hash join
+    ) j ON true
    WHERE l.state = 'started'
 ), verdicts AS (
   SELECT c.*,
