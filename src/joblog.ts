@@ -162,6 +162,9 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   /** Run `fn` inside a (user, group) section outside pg-boss. Throws `SectionBusyError` when held. */
   async section<R>(options: SectionOptions, fn: (ctx: { jid: string }) => Promise<R>): Promise<R> {
     const parsed = parseOptions(sectionOptionsSchema, options, 'section');
+    if (typeof fn !== 'function') {
+      throw new InvalidOptionsError('section', [{ path: 'fn', message: 'expected a function ({ jid }) => Promise' }]);
+    }
     await this.#assertJobType(parsed.type, 'section');
     return runSection(this.#store, { ...parsed, userId: normaliseUserId(parsed.userId)! }, fn);
   }

@@ -196,6 +196,7 @@ describe('faults', () => {
       ['work handler', () => joblog.work(queue, { type: 'reconciliation' }, 'handler' as any), /handler: expected a function/],
       ['section type', () => joblog.section({ type: 'nope', userId: 'u', group: 'g' }, ok), /type: unknown job type 'nope'/],
       ['section user', () => joblog.section({ type: 'reconciliation', userId: { id: 1 } as any, group: 'g' }, ok), /userId: expected a string or number user id/],
+      ['section fn', () => joblog.section({ type: 'reconciliation', userId: 'u', group: 'g' }, undefined as any), /fn: expected a function/],
       ['section lease', () => joblog.section({ type: 'reconciliation', userId: 'u', group: 'g', leaseSeconds: 0 }, ok), /leaseSeconds: must be at least 1 second/],
       ['inProgress', () => joblog.inProgress({ userId: null as any }), /userId/],
       ['holder', () => joblog.holder('u', '' as any), /group/],
