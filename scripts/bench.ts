@@ -8,6 +8,7 @@
 // DATABASE_URL: a database is created on that server for the run and dropped after it;
 // unset: an embedded PostgreSQL is started for the run.
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { type BenchArgs, parseBenchArgs } from './bench/args.ts';
 import { measureClaims } from './bench/claims.ts';
@@ -19,23 +20,24 @@ import { measurePrune } from './bench/prune.ts';
 import { fillLog, measureQueries } from './bench/queries.ts';
 import { type BenchResults, machine, summaryLine, tables, targets, writeReport } from './bench/report.ts';
 import { measureScaling } from './bench/scaling.ts';
-import { measureThroughput } from './bench/throughput.ts';
+import { measureThroughput, type Mode } from './bench/throughput.ts';
 
 /** How much of everything: --quick trades precision for a run under a minute. */
 function plan(args: BenchArgs) {
   const quick = args.quick;
   return {
     rounds: quick ? 3 : 5,
+    modes: (quick ? ['untracked', 'tracked'] : ['untracked', 'perJob', 'tracked']) as Mode[],
     batch1Jobs: quick ? 1000 : 4000,
     batch50Jobs: quick ? 10_000 : 40_000,
-    claimsPerContender: quick ? 100 : 500,
+    claimsPerContender: quick ? 50 : 300,
     rows: quick ? Math.min(args.rows, 200_000) : args.rows,
     queryRepeats: quick ? 50 : 200,
     // make-rows spreads start times over 90 days: '60d' prunes about a third of them
     pruneOlderThan: '60d',
-    memoryJobs: quick ? 20_000 : 100_000,
+    memoryJobs: quick ? 10_000 : 100_000,
     scaling: quick ? [1, 2] : [1, 2, 4],
-    scalingJobs: quick ? 10_000 : 40_000,
+    scalingJobs: quick ? 5_000 : 40_000,
   };
 }
 
@@ -43,7 +45,7 @@ async function main(): Promise<void> {
   const args = parseBenchArgs(process.argv.slice(2));
   const p = plan(args);
   const on = (part: BenchArgs['only'][number]) => args.only.includes(part);
-  const steps = (on('throughput') ? p.rounds * 4 : 0) + (on('claims') ? 2 : 0) + (on('queries') ? 5 : 0) + (on('queries') || on('prune') ? 1 : 0)
+  const steps = (on('throughput') ? p.rounds * 2 * p.modes.length : 0) + (on('claims') ? 3 : 0) + (on('queries') ? 5 : 0) + (on('queries') || on('prune') ? 1 : 0)
     + (on('prune') ? 1 : 0) + (on('memory') ? 1 : 0) + (on('scaling') ? p.scaling.length * 2 : 0);
   const bar = progress(steps + 1);
   const began = performance.now();
@@ -53,6 +55,7 @@ async function main(): Promise<void> {
   const ctx = await openContext(db.url);
   const results: BenchResults = {
     date: new Date(),
+    load: [os.loadavg()[0]!, 0],
     quick: args.quick,
     rows: p.rows,
     machine: machine(await serverVersion(ctx.pool), db.embedded ? 'embedded PostgreSQL (fsync off)' : 'the DATABASE_URL server'),
@@ -65,8 +68,8 @@ async function main(): Promise<void> {
   try {
     if (on('throughput')) {
       const step = (label: string) => bar.step(label);
-      results.throughput.push(await measureThroughput(ctx, { batchSize: 1, localConcurrency: 8, jobs: p.batch1Jobs }, p.rounds, step));
-      results.throughput.push(await measureThroughput(ctx, { batchSize: 50, localConcurrency: 4, jobs: p.batch50Jobs }, p.rounds, step));
+      results.throughput.push(await measureThroughput(ctx, { batchSize: 1, localConcurrency: 8, jobs: p.batch1Jobs }, p.rounds, p.modes, step));
+      results.throughput.push(await measureThroughput(ctx, { batchSize: 50, localConcurrency: 4, jobs: p.batch50Jobs }, p.rounds, p.modes, step));
     }
     if (on('claims')) results.claims = await measureClaims(ctx, p.claimsPerContender, (l) => bar.step(l));
     if (on('queries') || on('prune')) {
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
     await db.stop();
   }
   results.seconds = (performance.now() - began) / 1000;
+  results.load[1] = os.loadavg()[0]!;
   if (ctx.warnings.length) console.error(`warnings during the run (${ctx.warnings.length}), first: ${ctx.warnings[0]}`);
 
   console.log(tables(results));

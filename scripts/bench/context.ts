@@ -29,6 +29,7 @@ export async function openContext(url: string, poolSize = 20): Promise<BenchCont
   const joblog = createJobLog({ prisma, boss });
   joblog.on('warning', (w) => warnings.push(`joblog: ${w.message}`));
   const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pool.on('error', () => {}); // an idle connection cut when the bench database is dropped WITH (FORCE)
   return {
     url,
     prisma,

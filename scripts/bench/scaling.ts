@@ -23,7 +23,7 @@ export async function measureScaling(
 ): Promise<ScalingPoint[]> {
   const points: ScalingPoint[] = [];
   for (const processes of counts) {
-    const rate: Record<Mode, number> = { untracked: 0, tracked: 0 };
+    const rate = { untracked: 0, tracked: 0 };
     for (const mode of ['untracked', 'tracked'] as const) {
       rate[mode] = await drainWith(ctx, processes, mode, shape);
       onDone(`scaling: ${processes} process(es) ${mode}`);

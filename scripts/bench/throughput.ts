@@ -13,12 +13,19 @@ export interface DrainShape {
   jobs: number;
 }
 
-export type Mode = 'untracked' | 'tracked';
+/**
+ * `untracked`: plain `boss.work`, no-op handler. `perJob`: the same with the two pg-boss options
+ * the tracker needs (includeMetadata, perJobResults) and no log: it tells how much of the gap is
+ * pg-boss's own cost of those options. `tracked`: `joblog.work`, no-op handler.
+ */
+export type Mode = 'untracked' | 'perJob' | 'tracked';
 
 export interface ThroughputResult extends DrainShape {
   rounds: number;
   untracked: number[];
   tracked: number[];
+  /** Only measured in the full run. */
+  perJob: number[];
   /** median tracked rate / median untracked rate */
   ratio: number;
 }
@@ -56,6 +63,10 @@ export function startWorker(boss: PgBoss, joblog: JobLog, mode: Mode, queue: str
   if (mode === 'untracked') {
     return boss.work(queue, workOptions(shape), async () => {});
   }
+  if (mode === 'perJob') {
+    return boss.work(queue, { ...workOptions(shape), includeMetadata: true, perJobResults: true }, async (jobs) =>
+      jobs.map((job) => ({ id: job.id, status: 'completed' as const })));
+  }
   return joblog.work(queue, {
     ...workOptions(shape),
     type: 'report_export',
@@ -79,16 +90,21 @@ export async function measureThroughput(
   ctx: BenchContext,
   shape: DrainShape,
   rounds: number,
+  modes: Mode[],
   onRound: (label: string) => void,
 ): Promise<ThroughputResult> {
-  const rates: Record<Mode, number[]> = { untracked: [], tracked: [] };
-  for (let round = 0; round < rounds; round++) {
-    const order: Mode[] = round % 2 === 0 ? ['untracked', 'tracked'] : ['tracked', 'untracked'];
-    const queues = order.map((mode) => uniqueName(`bench-${mode}-b${shape.batchSize}`));
-    for (const queue of queues) await fillQueue(ctx.boss, queue, shape.jobs);
-    await sleep(1100); // the queue cache (refreshed every second) now sees both backlogs
-    for (const [i, mode] of order.entries()) {
-      rates[mode].push(await drain(ctx, mode, queues[i]!, shape));
+  const rates: Record<Mode, number[]> = { untracked: [], perJob: [], tracked: [] };
+  // Every round's backlogs first, so one wait lets the queue cache see them all.
+  const plan = Array.from({ length: rounds }, (_, round) => {
+    // Rotate the order, so no mode always runs first (or right after another).
+    const order = modes.map((_, i) => modes[(i + round) % modes.length]!);
+    return order.map((mode) => ({ mode, queue: uniqueName(`bench-${mode}-b${shape.batchSize}`) }));
+  });
+  for (const { queue } of plan.flat()) await fillQueue(ctx.boss, queue, shape.jobs);
+  await sleep(1100);
+  for (const [round, runs] of plan.entries()) {
+    for (const { mode, queue } of runs) {
+      rates[mode].push(await drain(ctx, mode, queue, shape));
       onRound(`batch ${shape.batchSize}×${shape.localConcurrency} round ${round + 1}/${rounds} ${mode}`);
     }
   }
