@@ -94,6 +94,7 @@ describe('faults', () => {
     // The job with a retry left: the second worker re-enters its row as attempt 2 and finishes it.
     await second.seen(`finished ${retryJid} 2`);
     const row = await waitForRow(joblog, retryJid, ['finished']);
+    console.log(`retry of the killed attempt finished ${((Date.now() - killedAt) / 1000).toFixed(1)} s after SIGKILL`);
     expect(row).toMatchObject({ attempt: 2, maxAttempts: 2 });
     expect(row.errors.map((e) => [e.attempt, e.error.message])).toEqual([
       [1, 'attempt 1 ended without settling its row: job heartbeat timeout'],
