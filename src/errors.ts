@@ -16,9 +16,13 @@ export class SectionBusyError extends JobLogError {
   /** pg-boss id of the job that holds the section, when it could be read. */
   readonly holderJid: string | null;
 
-  constructor(userId: string, group: string, holderJid: string | null, options?: { cause?: unknown }) {
+  /** `options.gaveUpAfterSeconds`: an `onBusy: { wait }` job that waited that long and gave up. */
+  constructor(userId: string, group: string, holderJid: string | null, options?: { cause?: unknown; gaveUpAfterSeconds?: number }) {
     const holder = holderJid ? ` (held by job ${holderJid})` : '';
-    super('SECTION_BUSY', `section busy: user ${userId}, group ${group}${holder}`, options);
+    const what = options?.gaveUpAfterSeconds === undefined
+      ? `user ${userId}, group ${group}`
+      : `gave up after ${options.gaveUpAfterSeconds} s`;
+    super('SECTION_BUSY', `section busy: ${what}${holder}`, options);
     this.userId = userId;
     this.group = group;
     this.holderJid = holderJid;

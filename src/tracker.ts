@@ -306,8 +306,7 @@ async function putBack(
       results.set(job.id, { id: job.id, status: 'failed', output: { joblog: 'stale attempt' } });
       continue;
     }
-    const error = new SectionBusyError(identity.userId!, identity.group!, holderJid);
-    error.message = `section busy: gave up after ${policy.giveUpAfterSeconds} s${holderJid ? ` (held by job ${holderJid})` : ''}`;
+    const error = new SectionBusyError(identity.userId!, identity.group!, holderJid, { gaveUpAfterSeconds: policy.giveUpAfterSeconds });
     try {
       await store.recordSettled(identity, 'skipped', { error, holderJid, waitedMs: outcome.waitedMs });
       results.set(job.id, { id: job.id, status: 'completed', output: { skipped: error.message, holderJid } });
