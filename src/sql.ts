@@ -52,7 +52,7 @@ SELECT (SELECT state::text FROM job_logs WHERE jid = $1::uuid) AS own_state,
 export const finish = `
 UPDATE job_logs
    SET state = 'finished', finished_at = clock_timestamp(), updated_at = clock_timestamp(),
-       duration_ms = round(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int
+       duration_ms = round(extract(epoch FROM clock_timestamp() - started_at) * 1000)::float8
  WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
 RETURNING id`;
 
@@ -69,7 +69,7 @@ UPDATE job_logs
                   'attempt', attempt, 'at', clock_timestamp(), 'error', $3::jsonb)),
        finished_at = CASE WHEN $4::text = 'started' THEN NULL ELSE clock_timestamp() END,
        duration_ms = CASE WHEN $4::text = 'started' THEN NULL
-                     ELSE round(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int END,
+                     ELSE round(extract(epoch FROM clock_timestamp() - started_at) * 1000)::float8 END,
        updated_at = clock_timestamp()
  WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
 RETURNING id`;
@@ -198,7 +198,7 @@ UPDATE job_logs j
                        'attempt', j.attempt, 'at', clock_timestamp(), 'error', x.error)) END,
        finished_at = CASE WHEN x.state = 'started' THEN NULL ELSE clock_timestamp() END,
        duration_ms = CASE WHEN x.state = 'started' THEN NULL
-                     ELSE round(extract(epoch FROM clock_timestamp() - j.started_at) * 1000)::int END,
+                     ELSE round(extract(epoch FROM clock_timestamp() - j.started_at) * 1000)::float8 END,
        updated_at = clock_timestamp()
   FROM input x
  WHERE j.jid = x.jid AND j.attempt = x.attempt AND j.state::text = 'started'

@@ -26,6 +26,18 @@ describe('tracked worker', () => {
     expect(job.output).toEqual({ rows: 3 });
   });
 
+  test('a job that spans more than 24.8 days (more milliseconds than an int holds) still settles', async () => {
+    const { boss, joblog } = await tracked(db);
+    const queue = queueName('long');
+    await boss.createQueue(queue);
+    await joblog.work(queue, { ...FAST, type: 'report_export' }, async (job) => {
+      await db.pool.query(`UPDATE job_logs SET started_at = now() - interval '30 days' WHERE jid = $1`, [job.id]);
+    });
+    const jid = (await boss.send(queue, {}))!;
+    const row = await waitForRow(joblog, jid, ['finished']);
+    expect(row.durationMs! / 86_400_000).toBeCloseTo(30, 1);
+  });
+
   test('retryCount runs 0, 1, 2 and the last failure ends dead with every attempt\'s error', async () => {
     const { boss, joblog } = await tracked(db);
     const queue = queueName('dies');

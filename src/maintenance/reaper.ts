@@ -70,7 +70,7 @@ WITH candidates AS (
                          'attempt', l.attempt, 'at', clock_timestamp(), 'error', r.reason)) END,
          finished_at = COALESCE(CASE WHEN r.verdict = 'COMPLETED' THEN r.completed_on END, clock_timestamp()),
          duration_ms = round(extract(epoch FROM COALESCE(CASE WHEN r.verdict = 'COMPLETED' THEN r.completed_on END,
-                                                         clock_timestamp()) - l.started_at) * 1000)::int,
+                                                         clock_timestamp()) - l.started_at) * 1000)::float8,
          updated_at = clock_timestamp()
     FROM reasons r
    WHERE l.id = r.id AND l.state = 'started' AND l.attempt = r.attempt AND l.updated_at = r.updated_at
