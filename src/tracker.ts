@@ -206,7 +206,7 @@ async function runClaimed<T>(
   handler: TrackedHandler<T>,
   { job, identity, attempt, data }: Admitted<T>,
 ): Promise<{ result: JobResult; settlement: Settlement }> {
-  const parsed = { ...job, data };
+  const parsed = withData(job, data);
   const ctx = contextFor(store, identity, attempt, parsed);
   try {
     const output = await handler(parsed, ctx);
@@ -348,7 +348,7 @@ async function prepare<T>(config: TrackerConfig<T>, job: JobWithMetadata<T>): Pr
     }
     data = result.value;
   }
-  const parsed = { ...job, data };
+  const parsed = withData(job, data);
   let userId: string | null;
   try {
     userId = normaliseUserId(config.userId?.(parsed));
@@ -365,6 +365,15 @@ async function prepare<T>(config: TrackerConfig<T>, job: JobWithMetadata<T>): Pr
     return { invalid: new InvalidPayloadError(job.id, [{ path: 'group', message }], { cause }), userId };
   }
   return { data, userId, group };
+}
+
+/**
+ * The job with its parsed payload. A copy only when the schema changed the payload: pg-boss's job
+ * objects carry some 25 fields, and copying one cost about 10 µs — twice per job, a sixth of the
+ * tracker's own CPU time per job at batch 50.
+ */
+function withData<T>(job: JobWithMetadata<T>, data: T): JobWithMetadata<T> {
+  return data === job.data ? job : { ...job, data };
 }
 
 /** Whose job had the bad payload, when the raw payload still tells; the row is written either way. */
