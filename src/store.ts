@@ -128,11 +128,15 @@ export class LogStore {
   }
 
   async claim(job: JobIdentity): Promise<ClaimResult> {
+    const values = [job.jid, job.queue, job.type, job.userId, job.group, job.attempt, job.maxAttempts, job.queuedAt];
+    return this.#claimOrDiagnose(job, sql.claim, values);
+  }
+
+  /** Run a claim statement; when it wrote no row, ask why, and try again if the holder just left. */
+  async #claimOrDiagnose(job: JobIdentity, statement: string, values: unknown[]): Promise<ClaimResult> {
     for (let tries = 1; ; tries++) {
-      const rows = await this.#rows(sql.claim, [
-        job.jid, job.queue, job.type, job.userId, job.group, job.attempt, job.maxAttempts, job.queuedAt,
-      ]);
-      if (rows[0]) return { outcome: rows[0].outcome as 'claimed' | 'reentered' };
+      const [row] = await this.#rows(statement, values);
+      if (row) return { outcome: row.outcome === 'reentered' ? 'reentered' : 'claimed' };
       const [why] = await this.#rows(sql.claimConflict, [job.jid, job.userId, job.group]);
       if (why?.own_state === 'started') return { outcome: 'stale', ownAttempt: Number(why.own_attempt) };
       if (why?.own_state) return { outcome: 'settled', state: why.own_state as JobState };
@@ -188,16 +192,8 @@ export class LogStore {
 
   /** Claim the row of a `joblog.section()`, held by a lease of `leaseSeconds`. */
   async claimSection(job: JobIdentity, leaseSeconds: number): Promise<ClaimResult> {
-    for (let tries = 1; ; tries++) {
-      const rows = await this.#rows(sql.claimSection, [job.jid, job.queue, job.type, job.userId, job.group, leaseSeconds]);
-      if (rows[0]) return { outcome: 'claimed' };
-      const [why] = await this.#rows(sql.claimConflict, [job.jid, job.userId, job.group]);
-      if (why?.own_state === 'started') return { outcome: 'stale', ownAttempt: Number(why.own_attempt) };
-      if (why?.own_state) return { outcome: 'settled', state: why.own_state as JobState };
-      if (why?.holder_jid || tries >= CLAIM_TRIES) {
-        return { outcome: 'busy', holderJid: (why?.holder_jid as string | null) ?? null };
-      }
-    }
+    const values = [job.jid, job.queue, job.type, job.userId, job.group, leaseSeconds];
+    return this.#claimOrDiagnose(job, sql.claimSection, values);
   }
 
   /** Extend a section's lease; false once the row is no longer held (settled or reaped). */
