@@ -35,6 +35,18 @@ export interface Settlement {
   error?: unknown;
 }
 
+/**
+ * Why a claim wrote no row, from a `claimConflict(s)` row: the job's own row (a newer attempt's, or
+ * settled), or the section's holder. Null when neither exists any more (the holder left between
+ * the claim and the look-up): the caller claims again, unless this was its `last` try.
+ */
+function conflictOutcome(why: Record<string, unknown> | undefined, last: boolean): ClaimResult | null {
+  if (why?.own_state === 'started') return { outcome: 'stale', ownAttempt: Number(why.own_attempt) };
+  if (why?.own_state) return { outcome: 'settled', state: why.own_state as JobState };
+  if (why?.holder_jid || last) return { outcome: 'busy', holderJid: (why?.holder_jid as string | null) ?? null };
+  return null;
+}
+
 /** At most this many jobs go into one combined claim or settle statement. */
 const MAX_BATCH_ROWS = 500;
 
@@ -100,9 +112,8 @@ export class LogStore {
     const again: number[] = [];
     for (const row of rows) {
       const i = Number(row.i);
-      if (row.own_state === 'started') results[i] = { outcome: 'stale', ownAttempt: Number(row.own_attempt) };
-      else if (row.own_state) results[i] = { outcome: 'settled', state: row.own_state as JobState };
-      else if (row.holder_jid || last) results[i] = { outcome: 'busy', holderJid: (row.holder_jid as string | null) ?? null };
+      const outcome = conflictOutcome(row, last);
+      if (outcome) results[i] = outcome;
       else again.push(i);
     }
     return again;
@@ -138,11 +149,8 @@ export class LogStore {
       const [row] = await this.#rows(statement, values);
       if (row) return { outcome: row.outcome === 'reentered' ? 'reentered' : 'claimed' };
       const [why] = await this.#rows(sql.claimConflict, [job.jid, job.userId, job.group]);
-      if (why?.own_state === 'started') return { outcome: 'stale', ownAttempt: Number(why.own_attempt) };
-      if (why?.own_state) return { outcome: 'settled', state: why.own_state as JobState };
-      if (why?.holder_jid || tries >= CLAIM_TRIES) {
-        return { outcome: 'busy', holderJid: (why?.holder_jid as string | null) ?? null };
-      }
+      const outcome = conflictOutcome(why, tries >= CLAIM_TRIES);
+      if (outcome) return outcome;
     }
   }
 
