@@ -5,8 +5,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { PrismaClient } from '../src/generated/prisma/client.ts';
 import { createJobLog, isSectionBusyError, SectionBusyError } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
-import { gate } from './helpers/joblog.ts';
-import { waitFor } from './helpers/wait.ts';
+import { holdSection } from './helpers/joblog.ts';
 import { createWitness, overlaps, witnessed } from './helpers/witness.ts';
 
 const db = setupTestDb('sections');
@@ -48,9 +47,7 @@ describe('critical sections', () => {
 
   test('one group excludes across job types; other users and other groups are not blocked', async () => {
     const joblog = joblogOf();
-    const held = gate();
-    const holder = joblog.section({ type: 'financial_data_import', userId: 'u1', group: 'financial' }, () => held.promise);
-    await waitFor('section held', async () => (await joblog.holder('u1', 'financial')) ?? undefined);
+    const holder = await holdSection(joblog, 'u1', 'financial', 'financial_data_import');
 
     const sameGroupOtherType = joblog.section({ type: 'reconciliation', userId: 'u1', group: 'financial' }, async () => 'ran');
     await expect(sameGroupOtherType).rejects.toBeInstanceOf(SectionBusyError);
@@ -62,8 +59,7 @@ describe('critical sections', () => {
     expect(inProgress.map((r) => [r.jobType, r.group])).toEqual([['financial_data_import', 'financial']]);
     expect(await joblog.inProgress({ userId: 'u1', types: ['reconciliation'] })).toEqual([]);
     expect(await joblog.inProgress({ userId: 'u1', group: 'reports' })).toEqual([]);
-    held.open();
-    await holder;
+    await holder.release();
     expect(await joblog.holder('u1', 'financial')).toBeNull();
     await expect(joblog.section({ type: 'reconciliation', userId: 'u1', group: 'financial' }, async () => 'now')).resolves.toBe('now');
   });

@@ -1,21 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { setupTestDb } from './helpers/db.ts';
-import { bossJob, FAST, gate, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
+import { bossJob, FAST, holdSection, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const db = setupTestDb('waiting');
-
-/** Holds the (user, group) section with joblog.section() until `release()`. */
-async function holdSection(joblog: Awaited<ReturnType<typeof tracked>>['joblog'], userId: string, group = 'financial') {
-  const held = gate();
-  let holderJid = '';
-  const done = joblog.section({ type: 'reconciliation', userId, group }, async ({ jid }) => {
-    holderJid = jid;
-    await held.promise;
-  });
-  await waitFor('section held', async () => (await joblog.holder(userId, group)) ?? undefined);
-  return { holderJid: () => holderJid, release: async () => { held.open(); await done; } };
-}
 
 describe('onBusy: { wait }', () => {
   test('a busy job is put back without spending its retries and runs once the section opens; the log tells how long it waited', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { z } from 'zod';
 import { setupTestDb } from './helpers/db.ts';
-import { bossJob, FAST, gate, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
+import { bossJob, FAST, gate, holdSection, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const db = setupTestDb('worker');
@@ -152,19 +152,12 @@ describe('tracked worker', () => {
     await boss.createQueue(queue, { retryLimit: 2 });
     let calls = 0;
     await joblog.work(queue, { ...FAST, type: 'reconciliation', group: 'financial', userId: () => 'u-skip', onBusy: 'skip' }, async () => { calls++; });
-    const held = gate();
-    let holderJid = '';
-    const section = joblog.section({ type: 'financial_data_import', userId: 'u-skip', group: 'financial' }, async ({ jid }) => {
-      holderJid = jid;
-      await held.promise;
-    });
-    await waitFor('section held', async () => (await joblog.holder('u-skip', 'financial')) ?? undefined);
+    const section = await holdSection(joblog, 'u-skip', 'financial', 'financial_data_import');
     const jid = (await boss.send(queue, {}))!;
     const row = await waitForRow(joblog, jid, ['skipped']);
-    expect(row).toMatchObject({ holderJid, error: { name: 'SectionBusyError', code: 'SECTION_BUSY' } });
+    expect(row).toMatchObject({ holderJid: section.holderJid(), error: { name: 'SectionBusyError', code: 'SECTION_BUSY' } });
     expect((await waitForBossState(db, jid, ['completed'])).state).toBe('completed');
-    held.open();
-    await section;
+    await section.release();
     expect(calls).toBe(0);
   });
 
@@ -176,15 +169,12 @@ describe('tracked worker', () => {
     await joblog.work(queue, { ...FAST, type: 'financial_data_import', group: 'financial', userId: () => 'u-throw', onBusy: 'throw' }, async (_j, ctx) => {
       attempts.push(ctx.attempt);
     });
-    const held = gate();
-    const section = joblog.section({ type: 'reconciliation', userId: 'u-throw', group: 'financial' }, () => held.promise);
-    await waitFor('section held', async () => (await joblog.holder('u-throw', 'financial')) ?? undefined);
+    const section = await holdSection(joblog, 'u-throw');
     const jid = (await boss.send(queue, {}))!;
     const retrying = await waitForBossState(db, jid, ['retry']);
     expect(retrying.output).toMatchObject({ name: 'SectionBusyError' });
     expect(await joblog.get(jid)).toBeNull(); // a busy attempt that will be retried writes nothing
-    held.open();
-    await section;
+    await section.release();
     const row = await waitForRow(joblog, jid, ['finished']);
     expect(row.attempt).toBeGreaterThan(1);
     expect(attempts).toEqual([row.attempt]);
@@ -195,28 +185,19 @@ describe('tracked worker', () => {
     const queue = queueName('throwdead');
     await boss.createQueue(queue, { retryLimit: 1 });
     await joblog.work(queue, { ...FAST, type: 'financial_data_import', group: 'financial', userId: () => 'u-td', onBusy: 'throw' }, async () => {});
-    const held = gate();
-    let holderJid = '';
-    const section = joblog.section({ type: 'reconciliation', userId: 'u-td', group: 'financial' }, async ({ jid }) => {
-      holderJid = jid;
-      await held.promise;
-    });
-    await waitFor('section held', async () => (await joblog.holder('u-td', 'financial')) ?? undefined);
+    const section = await holdSection(joblog, 'u-td');
     const jid = (await boss.send(queue, {}))!;
     const row = await waitForRow(joblog, jid, ['dead']);
-    expect(row).toMatchObject({ attempt: 2, holderJid, error: { code: 'SECTION_BUSY' } });
+    expect(row).toMatchObject({ attempt: 2, holderJid: section.holderJid(), error: { code: 'SECTION_BUSY' } });
     expect((await waitForBossState(db, jid, ['failed'])).retry_count).toBe(1);
-    held.open();
-    await section;
+    await section.release();
   });
 
   test('one batch with mixed outcomes settles each job on its own', async () => {
     const { boss, joblog } = await tracked(db);
     const queue = queueName('batch');
     await boss.createQueue(queue, { retryLimit: 1 });
-    const held = gate();
-    const section = joblog.section({ type: 'reconciliation', userId: 'u-busy', group: 'g' }, () => held.promise);
-    await waitFor('section held', async () => (await joblog.holder('u-busy', 'g')) ?? undefined);
+    const section = await holdSection(joblog, 'u-busy', 'g');
     const send = (data: object) => boss.send(queue, data) as Promise<string>;
     const ok = await send({ userId: 'u-a', mode: 'ok' });
     const fails = await send({ userId: 'u-b', mode: 'fail' });
@@ -240,8 +221,7 @@ describe('tracked worker', () => {
     // They were fetched as one batch: pg-boss stamps every job of a fetch with one started_on.
     const { rows } = await db.pool.query('SELECT count(DISTINCT started_on)::int AS n FROM pgboss.job WHERE id = ANY($1::uuid[])', [[ok, bad, busy, ok2]]);
     expect(rows[0].n).toBe(1);
-    held.open();
-    await section;
+    await section.release();
   });
 
   test('jobs with no user or no group take no section and run side by side', async () => {

@@ -50,4 +50,16 @@ export function gate(): { promise: Promise<void>; open(): void } {
   return { promise, open };
 }
 
+/** Holds the (user, group) section with joblog.section() until `release()`. */
+export async function holdSection(joblog: JobLog, userId: string, group = 'financial', type = 'reconciliation') {
+  const held = gate();
+  let holderJid = '';
+  const done = joblog.section({ type, userId, group }, async ({ jid }) => {
+    holderJid = jid;
+    await held.promise;
+  });
+  await waitFor('section held', async () => (await joblog.holder(userId, group)) ?? undefined);
+  return { holderJid: () => holderJid, release: async () => { held.open(); await done; } };
+}
+
 export const FAST = { pollingIntervalSeconds: 0.5 } as const;
