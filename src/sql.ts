@@ -7,6 +7,9 @@
 
 export const SECTION_INDEX = 'job_logs_section_key';
 
+/** Whole milliseconds from `since` (a column or parameter) to now: duration_ms, waited_ms. */
+const msSince = (since: string) => `round(extract(epoch FROM clock_timestamp() - ${since}) * 1000)`;
+
 /** The row's columns as the library reads them. */
 export const COLUMNS = `id, jid::text AS jid, queue, job_type::text AS job_type, state::text AS state,
   user_id, "group", attempt, max_attempts, holder_jid::text AS holder_jid, queued_at, started_at,
@@ -52,7 +55,7 @@ SELECT (SELECT state::text FROM job_logs WHERE jid = $1::uuid) AS own_state,
 export const finish = `
 UPDATE job_logs
    SET state = 'finished', finished_at = clock_timestamp(), updated_at = clock_timestamp(),
-       duration_ms = round(extract(epoch FROM clock_timestamp() - started_at) * 1000)::float8
+       duration_ms = ${msSince('started_at')}::float8
  WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
 RETURNING id`;
 
@@ -69,7 +72,7 @@ UPDATE job_logs
                   'attempt', attempt, 'at', clock_timestamp(), 'error', $3::jsonb)),
        finished_at = CASE WHEN $4::text = 'started' THEN NULL ELSE clock_timestamp() END,
        duration_ms = CASE WHEN $4::text = 'started' THEN NULL
-                     ELSE round(extract(epoch FROM clock_timestamp() - started_at) * 1000)::float8 END,
+                     ELSE ${msSince('started_at')}::float8 END,
        updated_at = clock_timestamp()
  WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
 RETURNING id`;
@@ -198,7 +201,7 @@ UPDATE job_logs j
                        'attempt', j.attempt, 'at', clock_timestamp(), 'error', x.error)) END,
        finished_at = CASE WHEN x.state = 'started' THEN NULL ELSE clock_timestamp() END,
        duration_ms = CASE WHEN x.state = 'started' THEN NULL
-                     ELSE round(extract(epoch FROM clock_timestamp() - j.started_at) * 1000)::float8 END,
+                     ELSE ${msSince('j.started_at')}::float8 END,
        updated_at = clock_timestamp()
   FROM input x
  WHERE j.jid = x.jid AND j.attempt = x.attempt AND j.state::text = 'started'
@@ -227,7 +230,7 @@ RETURNING id`;
 
 /** An `onBusy: { wait }` job got its section after waiting since $3. $1 jid, $2 attempt, $3 since */
 export const recordWaited = `
-UPDATE job_logs SET waited_ms = round(extract(epoch FROM clock_timestamp() - $3::timestamptz) * 1000)::int
+UPDATE job_logs SET waited_ms = ${msSince('$3::timestamptz')}::int
  WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
 RETURNING id`;
 
