@@ -21,7 +21,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { bindMigrationAwareSqlAdapterFactory } from '@prisma/driver-adapter-utils';
+import { bindMigrationAwareSqlAdapterFactory, ColumnTypeEnum } from '@prisma/driver-adapter-utils';
 import * as glue from '@prisma/schema-engine-wasm/schema_engine_bg';
 
 // Anything written to stdout by a library would corrupt the JSON-RPC stream.
@@ -93,16 +93,37 @@ function logError(error) {
 // PostgreSQL connections
 
 /**
- * adapter-pg cannot map PostgreSQL's internal one-byte `"char"` type (pg_class.relkind and the
- * like), and the engine reads such catalog columns: report them as text, which is what they are.
+ * adapter-pg cannot map PostgreSQL's internal one-byte `"char"` type (pg_class.relkind,
+ * pg_constraint.contype and the like), and the engine reads such catalog columns as characters.
+ * Let adapter-pg read them as text, and tag their names so that `charColumnsAsCharacter` can
+ * report them to the engine as characters (a text value there fails "as char" as soon as a row
+ * has one, e.g. the NOT NULL constraints PostgreSQL 18 lists in pg_constraint).
  */
+const CHAR_TAG = '\u0000char';
+
 function charAsText(result) {
   for (const each of [result].flat()) {
     for (const field of each?.fields ?? []) {
-      if (field.dataTypeID === PG_CHAR_OID) field.dataTypeID = PG_TEXT_OID;
+      if (field.dataTypeID !== PG_CHAR_OID) continue;
+      field.dataTypeID = PG_TEXT_OID;
+      field.name += CHAR_TAG;
     }
   }
   return result;
+}
+
+/** The other half of charAsText, on the adapter's result set: tagged columns become characters. */
+function charColumnsAsCharacter(adapter) {
+  const queryRaw = adapter.queryRaw.bind(adapter);
+  adapter.queryRaw = async (query) => {
+    const result = await queryRaw(query);
+    result.columnNames = result.columnNames.map((name, i) => {
+      if (!name.endsWith(CHAR_TAG)) return name;
+      result.columnTypes[i] = ColumnTypeEnum.Character;
+      return name.slice(0, -CHAR_TAG.length);
+    });
+    return result;
+  };
 }
 
 class CharAsTextClient extends pg.Client {
@@ -178,6 +199,7 @@ async function connectAdapter(url) {
   const factory = new PrismaPg({ connectionString: url, Client: CharAsTextClient }, schema ? { schema } : undefined);
   const adapter = await factory.connect();
   runScriptsWhole(adapter);
+  charColumnsAsCharacter(adapter);
   return adapter;
 }
 
