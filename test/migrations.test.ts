@@ -1,39 +1,19 @@
 // The committed migrations, applied by the real Prisma CLI (through scripts/schema-engine.mjs),
 // give exactly the schema in prisma/schema.prisma plus the hand-written partial unique index.
-// Self-contained: it creates and drops its own database on the server of DATABASE_URL, or on
-// postgres://postgres@127.0.0.1:5432 when that is unset.
+// The CLI migrates a database of its own, created empty on the test server (DATABASE_URL's, or
+// the embedded one global-setup.ts started), not cloned from the template.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { databaseUrl as urlOf, dropDatabase, withClient } from './helpers/postgres.ts';
 
 const TIMEOUT = 60_000;
 const projectRoot = fileURLToPath(new URL('..', import.meta.url));
 const prismaCli = fileURLToPath(new URL('../node_modules/prisma/build/index.js', import.meta.url));
 
-const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const serverUrl = inject('serverUrl');
 const database = `joblog_migrations_${process.pid}`;
-const databaseUrl = withDatabase(serverUrl, database);
-
-function withDatabase(url: string, name: string): string {
-  const copy = new URL(url);
-  copy.pathname = `/${name}`;
-  return copy.toString();
-}
-
-async function onServer<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function dropDatabase(): Promise<void> {
-  await onServer(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`));
-}
+const databaseUrl = urlOf(serverUrl, database);
 
 interface CliResult {
   code: number;
@@ -64,17 +44,17 @@ describe('prisma/migrations', { timeout: TIMEOUT }, () => {
   let deploy: CliResult;
 
   beforeAll(async () => {
-    await dropDatabase();
-    await onServer(serverUrl, (client) => client.query(`CREATE DATABASE "${database}"`));
+    await dropDatabase(serverUrl, database);
+    await withClient(serverUrl, (client) => client.query(`CREATE DATABASE "${database}"`));
     deploy = await prisma('migrate', 'deploy');
   }, TIMEOUT);
 
-  afterAll(dropDatabase, TIMEOUT);
+  afterAll(() => dropDatabase(serverUrl, database), TIMEOUT);
 
   it('apply cleanly with `prisma migrate deploy`', async () => {
     expect(deploy.code, describeResult(deploy)).toBe(0);
     expect(deploy.stdout).toContain('All migrations have been successfully applied.');
-    const { rows } = await onServer(databaseUrl, (client) =>
+    const { rows } = await withClient(databaseUrl, (client) =>
       client.query<{ migration_name: string }>(
         'SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
       ),
@@ -96,7 +76,7 @@ describe('prisma/migrations', { timeout: TIMEOUT }, () => {
   });
 
   it('create the hand-written partial unique index job_logs_section_key', async () => {
-    const { rows } = await onServer(databaseUrl, (client) =>
+    const { rows } = await withClient(databaseUrl, (client) =>
       client.query<{ indexdef: string }>(
         `SELECT indexdef FROM pg_indexes
           WHERE schemaname = 'public' AND tablename = 'job_logs' AND indexname = 'job_logs_section_key'`,
