@@ -77,7 +77,7 @@ export function createBatchHandler<T>(
         if ('result' in entry) results.set(job.id, entry.result);
         else admitted.push(entry);
       } catch (cause) {
-        results.set(job.id, claimFailed(warn, job, cause));
+        results.set(job.id, claimFailed(warn, job, cause, 'record-invalid-payload'));
       }
     }
     const busy: BusyJob[] = [];
@@ -105,10 +105,10 @@ interface Admitted<T> {
 }
 
 /** The log could not be read or written before the handler ran: the work was not done, so pg-boss retries the job by its normal rules. */
-function claimFailed(warn: WarningSink, job: JobWithMetadata<unknown>, cause: unknown): JobResult {
+function claimFailed(warn: WarningSink, job: JobWithMetadata<unknown>, cause: unknown, operation = 'claim'): JobResult {
   warn({
     code: 'LOG_WRITE_FAILED',
-    message: `could not claim the log row of job ${job.id}: ${String(cause)}`,
+    message: `log write failed (${operation}) for job ${job.id}`,
     jid: job.id,
     attempt: job.retryCount + 1,
     cause,
@@ -162,7 +162,7 @@ async function claimAll<T>(
       if (result) results.set(entry.job.id, result);
       else runnable.push(entry);
     } catch (cause) {
-      results.set(entry.job.id, claimFailed(warn, entry.job, cause));
+      results.set(entry.job.id, claimFailed(warn, entry.job, cause, 'settle-unclaimed'));
     }
   }
   return runnable;
@@ -236,7 +236,7 @@ async function settleAll(store: LogStore, warn: WarningSink, settlements: Settle
     for (const s of settlements) {
       warn({
         code: 'LOG_WRITE_FAILED',
-        message: `could not write the log row of job ${s.jid} attempt ${s.attempt}: ${String(cause)}`,
+        message: `log write failed (settle) for job ${s.jid} attempt ${s.attempt}`,
         jid: s.jid,
         attempt: s.attempt,
         cause,
@@ -258,14 +258,14 @@ async function settleAll(store: LogStore, warn: WarningSink, settlements: Settle
  */
 async function afterClaim<T>(store: LogStore, warn: WarningSink, runnable: Admitted<T>[]): Promise<void> {
   for (const { job, attempt } of runnable) {
+    const mark = waitMarkOf(job as JobWithMetadata<unknown>);
     try {
-      const mark = waitMarkOf(job as JobWithMetadata<unknown>);
       if (mark) await store.recordWaited(job.id, attempt.attempt, mark.since);
       else if (attempt.attempt > 1 && job.output != null && job.startedOn) {
         await store.recordLostAttempt(job.id, attempt.attempt, lostAttemptError(attempt.attempt - 1, job.output), job.startedOn);
       }
     } catch (cause) {
-      warn({ code: 'LOG_WRITE_FAILED', message: `could not write the log row of job ${job.id}: ${String(cause)}`, jid: job.id, attempt: attempt.attempt, cause });
+      warn({ code: 'LOG_WRITE_FAILED', message: `log write failed (${mark ? 'record-waited' : 'record-lost-attempt'}) for job ${job.id}`, jid: job.id, attempt: attempt.attempt, cause });
     }
   }
 }
@@ -295,7 +295,7 @@ async function putBack(
     outcomes = await config.waits.defer(config.queue, busy);
   } catch (cause) {
     // Not put back: pg-boss retries them by its normal rules (an attempt is spent).
-    for (const { job } of busy) results.set(job.id, claimFailed(warn, job, cause));
+    for (const { job } of busy) results.set(job.id, claimFailed(warn, job, cause, 'defer'));
     return;
   }
   for (const [i, { job, identity, holderJid, policy }] of busy.entries()) {
@@ -311,7 +311,7 @@ async function putBack(
       await store.recordSettled(identity, 'skipped', { error, holderJid, waitedMs: outcome.waitedMs });
       results.set(job.id, { id: job.id, status: 'completed', output: { skipped: error.message, holderJid } });
     } catch (cause) {
-      results.set(job.id, claimFailed(warn, job, cause));
+      results.set(job.id, claimFailed(warn, job, cause, 'record-skipped'));
     }
   }
 }

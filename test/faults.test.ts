@@ -126,6 +126,14 @@ describe('faults', () => {
       const failed = (await boss.send(queue, { userId: 'u-cut-fail', fail: true }))!;
       await waitForBossState(db, failed, ['failed']);
       expect(warnings.filter((w) => w.code === 'LOG_WRITE_FAILED').map((w) => w.jid)).toEqual(expect.arrayContaining([done, failed]));
+      // Fit for a JSON logger: one short line naming the operation and the jid; Prisma's text stays in `cause`.
+      for (const w of warnings.filter((w) => w.code === 'LOG_WRITE_FAILED')) {
+        expect(w.message).not.toContain('\n');
+        expect(w.message).toMatch(/^log write failed \(settle\) for job [0-9a-f-]+ attempt \d+$/);
+        expect(w.message).toContain(w.jid!);
+        expect(w.cause).toBeInstanceOf(Error);
+        expect(w.message).not.toContain((w.cause as Error).message.split('\n')[0]!);
+      }
 
       const reader = createJobLog({ prisma: db.prisma, reaper: false });
       expect(await reader.get(done)).toMatchObject({ state: 'started' });
