@@ -105,15 +105,14 @@ interface Admitted<T> {
 }
 
 /** The log could not be read or written before the handler ran: the work was not done, so pg-boss retries the job by its normal rules. */
-function claimFailed(warn: WarningSink, job: JobWithMetadata<unknown>, cause: unknown, operation = 'claim'): JobResult {
-  warn({
-    code: 'LOG_WRITE_FAILED',
-    message: `log write failed (${operation}) for job ${job.id}`,
-    jid: job.id,
-    attempt: job.retryCount + 1,
-    cause,
-  });
+function claimFailed(warn: WarningSink, job: JobWithMetadata<unknown>, cause: unknown, operation: string): JobResult {
+  logWriteFailed(warn, operation, job.id, job.retryCount + 1, cause);
   return { id: job.id, status: 'failed', output: recordError(cause) };
+}
+
+/** One short line for a JSON logger, naming the write that failed; the database's own text stays in `cause`. */
+function logWriteFailed(warn: WarningSink, operation: string, jid: string, attempt: number, cause: unknown): void {
+  warn({ code: 'LOG_WRITE_FAILED', message: `log write failed (${operation}) for job ${jid} attempt ${attempt}`, jid, attempt, cause });
 }
 
 /** Check the payload; a bad one is settled `failed` at once and dead-lettered. */
@@ -152,7 +151,7 @@ async function claimAll<T>(
   try {
     claims = await store.claimBatch(admitted.map((entry) => entry.identity));
   } catch (cause) {
-    for (const entry of admitted) results.set(entry.job.id, claimFailed(warn, entry.job, cause));
+    for (const entry of admitted) results.set(entry.job.id, claimFailed(warn, entry.job, cause, 'claim'));
     return [];
   }
   const runnable: Admitted<T>[] = [];
@@ -162,7 +161,7 @@ async function claimAll<T>(
       if (result) results.set(entry.job.id, result);
       else runnable.push(entry);
     } catch (cause) {
-      results.set(entry.job.id, claimFailed(warn, entry.job, cause, 'settle-unclaimed'));
+      results.set(entry.job.id, claimFailed(warn, entry.job, cause, 'record-busy'));
     }
   }
   return runnable;
@@ -234,13 +233,7 @@ async function settleAll(store: LogStore, warn: WarningSink, settlements: Settle
     written = await store.settleBatch(settlements);
   } catch (cause) {
     for (const s of settlements) {
-      warn({
-        code: 'LOG_WRITE_FAILED',
-        message: `log write failed (settle) for job ${s.jid} attempt ${s.attempt}`,
-        jid: s.jid,
-        attempt: s.attempt,
-        cause,
-      });
+      logWriteFailed(warn, 'settle', s.jid, s.attempt, cause);
     }
     return;
   }
@@ -265,7 +258,7 @@ async function afterClaim<T>(store: LogStore, warn: WarningSink, runnable: Admit
         await store.recordLostAttempt(job.id, attempt.attempt, lostAttemptError(attempt.attempt - 1, job.output), job.startedOn);
       }
     } catch (cause) {
-      warn({ code: 'LOG_WRITE_FAILED', message: `log write failed (${mark ? 'record-waited' : 'record-lost-attempt'}) for job ${job.id}`, jid: job.id, attempt: attempt.attempt, cause });
+      logWriteFailed(warn, mark ? 'record-waited' : 'record-lost-attempt', job.id, attempt.attempt, cause);
     }
   }
 }
