@@ -67,3 +67,15 @@ export class StaleAttemptError extends JobLogError {
     this.attempt = attempt;
   }
 }
+
+/** pg-boss gave up on this attempt (its `signal` aborted: timeout, lost heartbeat, shutdown) before its handler could start. */
+export class AttemptAbortedError extends JobLogError {
+  readonly jid: string;
+  readonly attempt: number;
+
+  constructor(jid: string, attempt: number) {
+    super('ATTEMPT_ABORTED', `job ${jid} attempt ${attempt} was not started: pg-boss gave up on it (its signal aborted) before its handler could run`);
+    this.jid = jid;
+    this.attempt = attempt;
+  }
+}

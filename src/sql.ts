@@ -101,6 +101,23 @@ export const ownsRow = `
 SELECT EXISTS (SELECT 1 FROM job_logs
                 WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started') AS owns`;
 
+/** `ownsRow` for many attempts: the jids that still own their rows. $1 jsonb array of { jid, attempt } */
+export const ownsRows = `
+SELECT j.jid::text AS jid
+  FROM jsonb_to_recordset($1::jsonb) AS x(jid uuid, attempt int)
+  JOIN job_logs j ON j.jid = x.jid AND j.attempt = x.attempt AND j.state = 'started'`;
+
+/**
+ * Lock this attempt's row for a fenced transaction: every write that takes the row or its section
+ * away (settle, re-entry, reaper, an expired lease's successor) waits for the lock.
+ * $1 jid, $2 attempt
+ */
+export const lockOwnRow = `
+SELECT id FROM job_logs
+ WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
+   AND (lease_until IS NULL OR lease_until > clock_timestamp())
+   FOR UPDATE`;
+
 /** $1 user id, $2 group */
 export const holder = `
 SELECT ${COLUMNS} FROM job_logs

@@ -1,7 +1,12 @@
 import * as sql from './sql.ts';
 import { Coalescer } from './coalesce.ts';
 import { recordError, toJobLogRow } from './rows.ts';
-import type { JobLogRow, JobState, PrismaLike, RecordedError } from './types.ts';
+import { InvalidOptionsError, StaleAttemptError } from './errors.ts';
+import type { FencedOptions, JobLogRow, JobState, PrismaLike, RecordedError } from './types.ts';
+
+type TransactionalPrisma = PrismaLike & {
+  $transaction?<R>(fn: (tx: PrismaLike) => Promise<R>, options?: FencedOptions): Promise<R>;
+};
 
 /** What a job's row says about it before it runs. */
 export interface JobIdentity {
@@ -21,7 +26,12 @@ export type ClaimResult =
   /** The row belongs to a newer attempt of the same job. */
   | { outcome: 'stale'; ownAttempt: number }
   /** The job's row is already terminal (finished, failed, dead or skipped). */
-  | { outcome: 'settled'; state: JobState };
+  | { outcome: 'settled'; state: JobState }
+  /** The claim itself failed (this job's alone: see the claim coalescer's fallback). */
+  | { outcome: 'error'; error: unknown };
+
+/** A settle's outcome: true when written, false when fenced off (stale attempt), or its own failure. */
+export type SettleResult = boolean | { error: unknown };
 
 /** The section's holder can finish between the failed insert and the look-up; try again then. */
 const CLAIM_TRIES = 5;
@@ -36,12 +46,16 @@ export interface Settlement {
 }
 
 /**
- * Why a claim wrote no row, from a `claimConflict(s)` row: the job's own row (a newer attempt's, or
+ * Why a claim wrote no row, from a `claimConflict(s)` row: the job's own row (of this attempt: an
+ * earlier try of this same claim wrote it, and the answer was lost; of a newer attempt; or
  * settled), or the section's holder. Null when neither exists any more (the holder left between
  * the claim and the look-up): the caller claims again, unless this was its `last` try.
  */
-function conflictOutcome(why: Record<string, unknown> | undefined, last: boolean): ClaimResult | null {
-  if (why?.own_state === 'started') return { outcome: 'stale', ownAttempt: Number(why.own_attempt) };
+function conflictOutcome(why: Record<string, unknown> | undefined, attempt: number, last: boolean): ClaimResult | null {
+  if (why?.own_state === 'started') {
+    const ownAttempt = Number(why.own_attempt);
+    return ownAttempt === attempt ? { outcome: 'claimed' } : { outcome: 'stale', ownAttempt };
+  }
   if (why?.own_state) return { outcome: 'settled', state: why.own_state as JobState };
   if (why?.holder_jid || last) return { outcome: 'busy', holderJid: (why?.holder_jid as string | null) ?? null };
   return null;
@@ -56,18 +70,19 @@ export class LogStore {
   // Shared by every worker of this job log: concurrent workers' claims (and settles) that arrive
   // while one statement runs go together in the next.
   readonly #claims: Coalescer<JobIdentity, ClaimResult>;
-  readonly #settles: Coalescer<Settlement, boolean>;
+  readonly #settles: Coalescer<Settlement, SettleResult>;
 
   constructor(prisma: PrismaLike) {
     this.#prisma = prisma;
     this.#claims = new Coalescer({
       runMany: (jobs) => this.#claimMany(jobs),
-      fallback: (jobs) => Promise.all(jobs.map((job) => this.claim(job))),
+      // One job's failure (a value the table refuses, say) is that job's alone.
+      fallback: (jobs) => Promise.all(jobs.map((job) => this.claim(job).catch((error: unknown): ClaimResult => ({ outcome: 'error', error })))),
       maxItems: MAX_BATCH_ROWS,
     });
     this.#settles = new Coalescer({
       runMany: (settlements) => this.#settleMany(settlements),
-      fallback: (settlements) => Promise.all(settlements.map((s) => this.#settleOne(s))),
+      fallback: (settlements) => Promise.all(settlements.map((s) => this.#settleOne(s).catch((error: unknown) => ({ error })))),
       maxItems: MAX_BATCH_ROWS,
     });
   }
@@ -78,7 +93,7 @@ export class LogStore {
   }
 
   /** Settle many attempts; true for each written, false for each fenced off (stale attempt). */
-  settleBatch(settlements: Settlement[]): Promise<boolean[]> {
+  settleBatch(settlements: Settlement[]): Promise<SettleResult[]> {
     return this.#settles.submit(settlements);
   }
 
@@ -112,14 +127,14 @@ export class LogStore {
     const again: number[] = [];
     for (const row of rows) {
       const i = Number(row.i);
-      const outcome = conflictOutcome(row, last);
+      const outcome = conflictOutcome(row, jobs[i]!.attempt, last);
       if (outcome) results[i] = outcome;
       else again.push(i);
     }
     return again;
   }
 
-  async #settleMany(settlements: Settlement[]): Promise<boolean[]> {
+  async #settleMany(settlements: Settlement[]): Promise<SettleResult[]> {
     if (settlements.length === 1) return [await this.#settleOne(settlements[0]!)];
     const input = settlements.map((s) => ({
       jid: s.jid, attempt: s.attempt, state: s.state,
@@ -149,7 +164,7 @@ export class LogStore {
       const [row] = await this.#rows(statement, values);
       if (row) return { outcome: row.outcome === 'reentered' ? 'reentered' : 'claimed' };
       const [why] = await this.#rows(sql.claimConflict, [job.jid, job.userId, job.group]);
-      const outcome = conflictOutcome(why, tries >= CLAIM_TRIES);
+      const outcome = conflictOutcome(why, job.attempt, tries >= CLAIM_TRIES);
       if (outcome) return outcome;
     }
   }
@@ -182,6 +197,30 @@ export class LogStore {
   async owns(jid: string, attempt: number): Promise<boolean> {
     const [row] = await this.#rows(sql.ownsRow, [jid, attempt]);
     return row?.owns === true;
+  }
+
+  /** The jids of `attempts` that still own their rows, in one statement. */
+  async ownsMany(attempts: { jid: string; attempt: number }[]): Promise<Set<string>> {
+    const rows = await this.#rows(sql.ownsRows, [JSON.stringify(attempts)]);
+    return new Set(rows.map((r) => r.jid as string));
+  }
+
+  /**
+   * Run `fn` in one transaction of the caller's Prisma client that first locks this attempt's row
+   * (still `started`, still this attempt, lease not run out): no reaper, retry or new holder can
+   * take the row (and so the section) until the transaction ends, so `fn`'s writes commit only
+   * while the attempt owns its section. Throws `StaleAttemptError` when it no longer does.
+   */
+  async fenced<R>(jid: string, attempt: number, fn: (tx: PrismaLike) => Promise<R>, options?: FencedOptions): Promise<R> {
+    const prisma = this.#prisma as TransactionalPrisma;
+    if (typeof prisma.$transaction !== 'function') {
+      throw new InvalidOptionsError('fenced', [{ path: 'prisma', message: 'the Prisma client given to createJobLog has no $transaction: pass the PrismaClient itself, not a transaction client' }]);
+    }
+    return prisma.$transaction(async (tx) => {
+      const rows = (await tx.$queryRawUnsafe<unknown[]>(sql.lockOwnRow, jid, attempt)) ?? [];
+      if (rows.length !== 1) throw new StaleAttemptError(jid, attempt);
+      return fn(tx);
+    }, options);
   }
 
   async holder(userId: string, group: string): Promise<JobLogRow | null> {

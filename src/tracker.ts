@@ -1,8 +1,9 @@
 import type { JobResult, JobWithMetadata } from 'pg-boss';
-import { InvalidPayloadError, SectionBusyError, StaleAttemptError } from './errors.ts';
+import { isConnectionError, isValueError, sqlStateOf } from './db-errors.ts';
+import { AttemptAbortedError, InvalidPayloadError, SectionBusyError, StaleAttemptError } from './errors.ts';
 import { recordError } from './rows.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
-import type { ClaimResult, JobIdentity, LogStore, Settlement } from './store.ts';
+import type { ClaimResult, JobIdentity, LogStore, Settlement, SettleResult } from './store.ts';
 import type { BusyPolicy, GroupOf, JobContext, TrackedHandler, UserIdOf } from './types.ts';
 import { waitMarkOf, type BusyJob, type BusyWaits } from './waiting.ts';
 
@@ -83,17 +84,80 @@ export function createBatchHandler<T>(
     const busy: BusyJob[] = [];
     const runnable = await claimAll(store, config, warn, admitted, results, busy);
     await afterClaim(store, warn, runnable);
-    const settlements: Settlement[] = [];
-    for (const entry of runnable) {
-      const { result, settlement } = await runClaimed(store, handler, entry);
-      results.set(entry.job.id, result);
-      settlements.push(settlement);
-    }
+    const settlements = await runAll(store, handler, warn, runnable, results);
     await settleAll(store, warn, settlements);
     // Last, just before pg-boss hears the results: see waiting.ts.
     if (busy.length > 0) await putBack(store, config, warn, busy, results);
-    return jobs.map((job) => results.get(job.id)!);
+    return jobs.map((job) => results.get(job.id) ?? { id: job.id, status: 'failed', output: { joblog: 'no outcome was recorded for this job' } });
   };
+}
+
+/**
+ * A batch's rows are checked again before a handler starts once this long has passed since they
+ * were claimed (or last checked): only a batch that has run that long can have lost a row to
+ * pg-boss's expiry, and the check costs one statement for the rest of the batch.
+ */
+const RECHECK_AFTER_MS = 1000;
+
+/**
+ * Run the claimed jobs' handlers one after the other. A handler never starts when its job's
+ * signal has aborted (pg-boss gave up on the attempt) or, once the batch has run for a while, when
+ * its row is no longer this attempt's (a newer attempt or the reaper took it): the rest of a
+ * batch whose first handler outlived its expiry must not run beside the jobs that replaced them.
+ */
+async function runAll<T>(
+  store: LogStore,
+  handler: TrackedHandler<T>,
+  warn: WarningSink,
+  runnable: Admitted<T>[],
+  results: Map<string, JobResult>,
+): Promise<Settlement[]> {
+  const settlements: Settlement[] = [];
+  let checkedAt = performance.now();
+  let owned: Set<string> | null = null; // null: every row, as the claim left them
+  for (const [i, entry] of runnable.entries()) {
+    if (performance.now() - checkedAt > RECHECK_AFTER_MS) {
+      owned = await stillOwned(store, warn, runnable.slice(i));
+      checkedAt = performance.now();
+    }
+    if (owned && !owned.has(entry.job.id)) {
+      results.set(entry.job.id, notStarted(warn, entry, 'its row is no longer this attempt\'s'));
+      continue;
+    }
+    if (entry.job.signal?.aborted) {
+      // The row is still this attempt's: say why it ended, as a failure of the attempt.
+      const error = new AttemptAbortedError(entry.job.id, entry.attempt.attempt);
+      results.set(entry.job.id, { id: entry.job.id, status: entry.attempt.failStatus, output: recordError(error) });
+      settlements.push({ jid: entry.job.id, attempt: entry.attempt.attempt, state: nextState(entry.attempt), error });
+      continue;
+    }
+    const { result, settlement } = await runClaimed(store, handler, entry);
+    results.set(entry.job.id, result);
+    settlements.push(settlement);
+  }
+  return settlements;
+}
+
+/** The jids of `entries` whose rows are still theirs; none when that cannot be read (then none may start). */
+async function stillOwned<T>(store: LogStore, warn: WarningSink, entries: Admitted<T>[]): Promise<Set<string>> {
+  try {
+    return await store.ownsMany(entries.map((e) => ({ jid: e.job.id, attempt: e.attempt.attempt })));
+  } catch (cause) {
+    for (const e of entries) logWriteFailed(warn, 'check-row', e.job.id, e.attempt.attempt, cause);
+    return new Set();
+  }
+}
+
+/** A job whose handler was not started: pg-boss retries it by its normal rules (its fence ignores a stale attempt's result). */
+function notStarted<T>(warn: WarningSink, { job, attempt }: Admitted<T>, why: string): JobResult {
+  const error = new StaleAttemptError(job.id, attempt.attempt);
+  warn({ code: 'STALE_ATTEMPT', message: `${error.message}; its handler was not started (${why})`, jid: job.id, attempt: attempt.attempt });
+  return { id: job.id, status: 'failed', output: recordError(error) };
+}
+
+/** The row's state after a failed attempt: kept `started` while a retry is due. */
+function nextState(attempt: Attempt): Settlement['state'] {
+  return !attempt.isLast ? 'started' : attempt.nonRetryable ? 'failed' : 'dead';
 }
 
 /** A job whose payload passed, ready to be claimed. */
@@ -105,9 +169,11 @@ interface Admitted<T> {
 }
 
 /** The log could not be read or written before the handler ran: the work was not done, so pg-boss retries the job by its normal rules. */
-function claimFailed(warn: WarningSink, job: JobWithMetadata<unknown>, cause: unknown, operation: string): JobResult {
+function claimFailed(warn: WarningSink, job: JobWithMetadata<unknown>, cause: unknown, operation: string, identity?: JobIdentity): JobResult {
   logWriteFailed(warn, operation, job.id, job.retryCount + 1, cause);
-  return { id: job.id, status: 'failed', output: recordError(cause) };
+  // What the reaper needs to write the row if this was the last attempt (see reconcile.ts).
+  const joblog = identity && { type: identity.type, userId: identity.userId, group: identity.group };
+  return { id: job.id, status: 'failed', output: { ...recordError(cause), ...(joblog ? { joblog } : {}) } };
 }
 
 /** One short line for a JSON logger, naming the write that failed; the database's own text stays in `cause`. */
@@ -150,21 +216,37 @@ async function claimAll<T>(
   let claims: ClaimResult[];
   try {
     claims = await store.claimBatch(admitted.map((entry) => entry.identity));
-  } catch (cause) {
-    for (const entry of admitted) results.set(entry.job.id, claimFailed(warn, entry.job, cause, 'claim'));
-    return [];
+  } catch (error) {
+    claims = admitted.map(() => ({ outcome: 'error', error }));
   }
   const runnable: Admitted<T>[] = [];
   for (const [i, entry] of admitted.entries()) {
+    const claim = claims[i]!;
     try {
-      const result = await unclaimed(store, config, warn, entry, claims[i]!, busy);
+      const result = await unclaimed(store, config, warn, entry, claim, busy);
       if (result) results.set(entry.job.id, result);
       else runnable.push(entry);
     } catch (cause) {
-      results.set(entry.job.id, claimFailed(warn, entry.job, cause, 'record-busy'));
+      const operation = claim.outcome === 'error' ? 'record-refused' : 'record-busy';
+      results.set(entry.job.id, claimFailed(warn, entry.job, cause, operation, entry.identity));
     }
   }
   return runnable;
+}
+
+/**
+ * The claim failed. A value the table refuses (a user id its foreign key or column type rejects,
+ * say) is refused on every retry: the job ends `failed` without running, in a row that leaves the
+ * refused values out (the error names them). Anything else (the connection, a lock timeout):
+ * pg-boss retries the job, and a last attempt's row is written by the reaper from pg-boss's side.
+ */
+async function claimRefused(store: LogStore, warn: WarningSink, { job, identity }: Admitted<unknown>, cause: unknown): Promise<JobResult> {
+  if (!isValueError(cause)) return claimFailed(warn, job, cause, 'claim', identity);
+  const path = sqlStateOf(cause) === '23503' ? 'userId' : 'userId, group';
+  const refused = recordError(cause);
+  const error = new InvalidPayloadError(job.id, [{ path, message: `the log refused the job's ${path} ${JSON.stringify([identity.userId, identity.group])}: ${refused.message}` }], { cause });
+  await store.recordSettled({ ...identity, userId: null, group: null }, 'failed', { error });
+  return { id: job.id, status: 'deadletter', output: recordError(error) };
 }
 
 /** What a job that did not get its row does instead of running; null when it got it. */
@@ -177,6 +259,8 @@ async function unclaimed<T>(
   busy: BusyJob[],
 ): Promise<JobResult | null> {
   switch (claim.outcome) {
+    case 'error':
+      return claimRefused(store, warn, { job, identity, attempt } as Admitted<unknown>, claim.error);
     case 'busy':
       if (typeof config.onBusy === 'object') {
         busy.push({ job: job as JobWithMetadata<unknown>, identity, holderJid: claim.holderJid, policy: config.onBusy.wait });
@@ -214,35 +298,62 @@ async function runClaimed<T>(
       settlement: { jid: job.id, attempt: attempt.attempt, state: 'finished' },
     };
   } catch (error) {
-    const next = !attempt.isLast ? 'started' : attempt.nonRetryable ? 'failed' : 'dead';
     return {
       result: { id: job.id, status: attempt.failStatus, output: recordError(error) },
-      settlement: { jid: job.id, attempt: attempt.attempt, state: next, error },
+      settlement: { jid: job.id, attempt: attempt.attempt, state: nextState(attempt), error },
     };
   }
 }
 
+/** Waits between tries of a settle whose connection failed (a restart takes a few seconds). */
+const SETTLE_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
+
 /**
- * Write the rows' final states. A write that fails or is fenced off is reported, not thrown:
- * pg-boss must still learn the handlers' real outcomes (a job that did its work must not run
- * again), and the reaper brings the row in line with pg-boss later.
+ * Write the rows' final states. A write that failed on its connection is tried again (within a
+ * few seconds) before pg-boss hears the results: if both were lost, finished work would run
+ * again. A write that still fails or is fenced off is reported, not thrown: pg-boss must still
+ * learn the handlers' real outcomes, and the reaper brings the row in line with pg-boss later.
  */
 async function settleAll(store: LogStore, warn: WarningSink, settlements: Settlement[]): Promise<void> {
-  let written: boolean[];
-  try {
-    written = await store.settleBatch(settlements);
-  } catch (cause) {
-    for (const s of settlements) {
-      logWriteFailed(warn, 'settle', s.jid, s.attempt, cause);
+  let pending = settlements;
+  for (let tries = 0; pending.length > 0; tries++) {
+    let written: SettleResult[];
+    try {
+      written = await store.settleBatch(pending);
+    } catch (error) {
+      written = pending.map(() => ({ error }));
     }
-    return;
-  }
-  for (const [i, s] of settlements.entries()) {
-    if (written[i]) continue;
-    const error = new StaleAttemptError(s.jid, s.attempt);
-    warn({ code: 'STALE_ATTEMPT', message: `${error.message}; its result was not written`, jid: s.jid, attempt: s.attempt });
+    const again: Settlement[] = [];
+    for (const [i, s] of pending.entries()) {
+      const w = written[i]!;
+      if (w === true) continue;
+      if (w === false) {
+        // After a lost answer, a retry finds the row the first try already wrote.
+        if (tries > 0 && (await settledAsMeant(store, s))) continue;
+        const error = new StaleAttemptError(s.jid, s.attempt);
+        warn({ code: 'STALE_ATTEMPT', message: `${error.message}; its result was not written`, jid: s.jid, attempt: s.attempt });
+      } else if (isConnectionError(w.error) && tries < SETTLE_RETRY_DELAYS_MS.length) {
+        again.push(s);
+      } else {
+        logWriteFailed(warn, 'settle', s.jid, s.attempt, w.error);
+      }
+    }
+    if (again.length > 0) await sleep(SETTLE_RETRY_DELAYS_MS[tries]!);
+    pending = again;
   }
 }
+
+/** Does the row already say what `s` meant to write (by the same attempt)? */
+async function settledAsMeant(store: LogStore, s: Settlement): Promise<boolean> {
+  try {
+    const row = await store.byJid(s.jid);
+    return row !== null && row.attempt === s.attempt && row.state === s.state;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * What a claimed job's row should know before it runs: how long it waited for its section
@@ -288,7 +399,7 @@ async function putBack(
     outcomes = await config.waits.defer(config.queue, busy);
   } catch (cause) {
     // Not put back: pg-boss retries them by its normal rules (an attempt is spent).
-    for (const { job } of busy) results.set(job.id, claimFailed(warn, job, cause, 'defer'));
+    for (const { job, identity } of busy) results.set(job.id, claimFailed(warn, job, cause, 'defer', identity));
     return;
   }
   for (const [i, { job, identity, holderJid, policy }] of busy.entries()) {
@@ -304,7 +415,7 @@ async function putBack(
       await store.recordSettled(identity, 'skipped', { error, holderJid, waitedMs: outcome.waitedMs });
       results.set(job.id, { id: job.id, status: 'completed', output: { skipped: error.message, holderJid } });
     } catch (cause) {
-      results.set(job.id, claimFailed(warn, job, cause, 'record-skipped'));
+      results.set(job.id, claimFailed(warn, job, cause, 'record-skipped', identity));
     }
   }
 }
@@ -405,5 +516,6 @@ function contextFor(store: LogStore, job: JobIdentity, attempt: Attempt, pgJob: 
     async assertOwnsSection() {
       if (!(await ownsSection())) throw new StaleAttemptError(job.jid, job.attempt);
     },
+    fenced: (fn, options) => store.fenced(job.jid, job.attempt, fn, options),
   };
 }

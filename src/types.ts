@@ -85,6 +85,24 @@ export interface JobContext {
   ownsSection(): Promise<boolean>;
   /** Throws `StaleAttemptError` unless this attempt still owns its row. */
   assertOwnsSection(): Promise<void>;
+  /**
+   * Fenced side effects: runs `fn` in one transaction of the app's Prisma client that first locks
+   * this attempt's row, and throws `StaleAttemptError` (nothing of `fn` runs) when the attempt no
+   * longer owns it. While `fn` runs, no newer attempt, reaper or new holder can take the row or the
+   * section, so a write made through `tx` never commits beside the section's next holder, even if
+   * this process froze past its heartbeat before the call. Writes made outside `tx` are not fenced.
+   */
+  fenced<R>(fn: (tx: PrismaTransaction) => Promise<R>, options?: FencedOptions): Promise<R>;
+}
+
+/** The transaction client `ctx.fenced()` hands over: the app's own Prisma client type, inside its transaction. */
+export type PrismaTransaction = any;
+
+/** Passed on to Prisma's interactive `$transaction` (`maxWait`, `timeout`, `isolationLevel`). */
+export interface FencedOptions {
+  maxWait?: number;
+  timeout?: number;
+  isolationLevel?: string;
 }
 
 export type UserIdOf<T> = (job: JobWithMetadata<T>) => string | number | bigint | null | undefined;
