@@ -11,6 +11,8 @@ const SQLSTATE = /^[0-9A-Z]{5}$/;
 const CONNECTION_KINDS = new Set(['ConnectionClosed', 'DatabaseNotReachable', 'SocketTimeout', 'TooManyConnections']);
 /** Prisma's codes for the same: can't reach, timed out, closed, pool timeout. */
 const PRISMA_CONNECTION_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** What `pg` says, with no code, when its socket closed under it or a pool could not connect. */
+const PG_CONNECTION_MESSAGE = /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Connection ended)/;
 /** Node's socket errors, as `pg` passes them on. */
 const SOCKET_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
 
@@ -51,6 +53,8 @@ export function isConnectionError(error: unknown): boolean {
     const kind = e.meta?.driverAdapterError?.cause?.kind;
     if (typeof kind === 'string' && CONNECTION_KINDS.has(kind)) return true;
     if (typeof e.code === 'string' && (PRISMA_CONNECTION_CODES.has(e.code) || SOCKET_CODES.has(e.code))) return true;
+    const message = safeGet(e, 'message');
+    if (typeof message === 'string' && PG_CONNECTION_MESSAGE.test(message)) return true;
   }
   return false;
 }

@@ -14,6 +14,7 @@ import { InvalidOptionsError } from './errors.ts';
 import { find, sections, stats } from './queries.ts';
 import { prune } from './maintenance/pruner.ts';
 import { reap } from './maintenance/reaper.ts';
+import { BossReconciler } from './maintenance/reconcile.ts';
 import { BusyWaits } from './waiting.ts';
 import type {
   BossLike,
@@ -35,6 +36,9 @@ import type {
 } from './types.ts';
 import { z } from 'zod';
 import type { WorkOptions as BossWorkOptions } from 'pg-boss';
+
+/** How far back the first reconciliation pass of a process reads pg-boss's ended jobs. */
+const RECONCILE_LOOKBACK_SECONDS = 3600;
 
 export interface JobLogEvents {
   /** A write was fenced off (stale attempt) or failed; the job itself went on. */
@@ -60,6 +64,9 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   readonly #waits: BusyWaits;
   #jobTypes: Promise<string[]> | undefined;
   readonly #maxHoldSeconds: { byGroup: Record<string, number>; byType: Record<string, number> };
+  /** The queues this log's workers track, with their job types: what reap() reconciles from pg-boss's side. */
+  readonly #tracked = new Map<string, string>();
+  readonly #reconciler: BossReconciler;
   /** Every interval this log runs (the reaper's, the pruner's); stop() clears them all. */
   readonly #timers: NodeJS.Timeout[] = [];
 
@@ -72,6 +79,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     this.#boss = parsed.boss as BossLike | undefined;
     this.#bossSchema = parsed.bossSchema;
     this.#waits = new BusyWaits(this.#prisma, parsed.bossSchema);
+    this.#reconciler = new BossReconciler(parsed.bossSchema, RECONCILE_LOOKBACK_SECONDS);
     const reaper = parsed.reaper ?? (parsed.boss ? reaperOptionsSchema.parse({}) : false);
     this.#maxHoldSeconds = reaper ? reaper.maxHoldSeconds : { byGroup: {}, byType: {} };
     if (reaper) this.#every(reaper.intervalSeconds * 1000, 'REAP_FAILED', () => this.#reapPass());
@@ -123,7 +131,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
 
   async #reapPass(): Promise<void> {
     const result = await this.reap();
-    if (result.finished > 0 || result.dead > 0) this.emit('reaped', result);
+    if (result.finished > 0 || result.dead > 0 || result.recorded > 0 || result.completed > 0) this.emit('reaped', result);
   }
 
   /**
@@ -151,6 +159,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
       typeof createBatchHandler<T>
     >[1];
     const batch = createBatchHandler<T>(this.#store, config, handler, (w) => this.emit('warning', w));
+    if (!this.#tracked.has(name)) this.#tracked.set(name, type);
     const workOptions: BossWorkOptions & { includeMetadata: true; perJobResults: true } = {
       ...bossOptions,
       includeMetadata: true,
@@ -211,10 +220,15 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    * Reconcile every `started` row with pg-boss's job table once (what the reaper interval runs):
    * completed → `finished`; failed, cancelled or gone → `dead` with the reason; waiting for a retry
    * → kept, unless held longer than `maxHoldSeconds` → `dead`; active → untouched; a
-   * `joblog.section()` row whose lease expired → `dead`. Safe to run from many processes at once.
+   * `joblog.section()` row whose lease expired → `dead`. Then from pg-boss's side, for the queues this
+   * log's workers track: a job pg-boss failed or cancelled that has no row gets one (`dead`, or
+   * `failed` without retries), and a job pg-boss failed after its handler finished (its `finished`
+   * row is of that attempt) is marked completed in pg-boss. Safe to run from many processes at once.
    */
   async reap(): Promise<ReapResult> {
-    return reap(this.#prisma, { bossSchema: this.#bossSchema, maxHoldSeconds: this.#maxHoldSeconds });
+    const rows = await reap(this.#prisma, { bossSchema: this.#bossSchema, maxHoldSeconds: this.#maxHoldSeconds });
+    const boss = await this.#reconciler.run(this.#prisma, this.#tracked);
+    return { ...rows, ...boss };
   }
 
   /** Stop this log's intervals (reaper, pruner). Workers are pg-boss's: stop them with `boss.stop()`. */

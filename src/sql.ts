@@ -109,11 +109,13 @@ SELECT j.jid::text AS jid
 
 /**
  * Lock this attempt's row for a fenced transaction: every write that takes the row or its section
- * away (settle, re-entry, reaper, an expired lease's successor) waits for the lock.
- * $1 jid, $2 attempt
+ * away (settle, re-entry, reaper, an expired lease's successor) waits for the lock. A client that
+ * freezes while it holds the lock must not hold the section forever: the server ends its session
+ * once it has sat idle in the transaction for $3 ms (and the fenced writes never commit).
+ * $1 jid, $2 attempt, $3 idle timeout (ms)
  */
 export const lockOwnRow = `
-SELECT id FROM job_logs
+SELECT id, set_config('idle_in_transaction_session_timeout', $3::int::text, true) FROM job_logs
  WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
    AND (lease_until IS NULL OR lease_until > clock_timestamp())
    FOR UPDATE`;

@@ -61,6 +61,9 @@ function conflictOutcome(why: Record<string, unknown> | undefined, attempt: numb
   return null;
 }
 
+/** Prisma's default `timeout` of an interactive transaction. */
+const PRISMA_TRANSACTION_TIMEOUT_MS = 5000;
+
 /** At most this many jobs go into one combined claim or settle statement. */
 const MAX_BATCH_ROWS = 500;
 
@@ -217,7 +220,7 @@ export class LogStore {
       throw new InvalidOptionsError('fenced', [{ path: 'prisma', message: 'the Prisma client given to createJobLog has no $transaction: pass the PrismaClient itself, not a transaction client' }]);
     }
     return prisma.$transaction(async (tx) => {
-      const rows = (await tx.$queryRawUnsafe<unknown[]>(sql.lockOwnRow, jid, attempt)) ?? [];
+      const rows = (await tx.$queryRawUnsafe<unknown[]>(sql.lockOwnRow, jid, attempt, options?.timeout ?? PRISMA_TRANSACTION_TIMEOUT_MS)) ?? [];
       if (rows.length !== 1) throw new StaleAttemptError(jid, attempt);
       return fn(tx);
     }, options);

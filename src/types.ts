@@ -318,6 +318,10 @@ export interface ReapResult {
   dead: number;
   /** Rows left `started` because pg-boss will retry the job (`created` / `retry`). */
   kept: number;
+  /** Rows written for jobs pg-boss failed or cancelled that the log never saw (their claim failed). */
+  recorded: number;
+  /** pg-boss jobs marked completed: pg-boss failed them although the attempt's row says `finished`. */
+  completed: number;
 }
 
 /**

@@ -54,7 +54,7 @@ describe('reap()', () => {
     await boss.cancel(queue, cancelled);
     await boss.deleteJob(queue, gone);
 
-    expect(await joblog.reap()).toEqual({ finished: 1, dead: 3, kept: 1 });
+    expect(await joblog.reap()).toEqual({ finished: 1, dead: 3, kept: 1, recorded: 0, completed: 0 });
     expect(await joblog.get(completed)).toMatchObject({ state: 'finished', error: null });
     expect((await joblog.get(completed))!.finishedAt).toBeInstanceOf(Date);
     expect(await joblog.get(failed)).toMatchObject({
@@ -68,7 +68,7 @@ describe('reap()', () => {
     expect(await joblog.get(active)).toMatchObject({ state: 'started', error: null });
 
     // A second pass finds nothing new to do.
-    expect(await joblog.reap()).toEqual({ finished: 0, dead: 0, kept: 1 });
+    expect(await joblog.reap()).toEqual({ finished: 0, dead: 0, kept: 1, recorded: 0, completed: 0 });
   });
 
   test('a job waiting for its retry keeps the section until maxHoldSeconds (by group or by type, the smaller) has passed', async () => {

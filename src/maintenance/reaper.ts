@@ -89,7 +89,7 @@ SELECT (SELECT count(*) FROM settled WHERE verdict = 'COMPLETED')::int AS finish
  * - `active` → untouched;
  * - a `joblog.section()` row → `dead` once its lease has expired (its process is gone).
  */
-export async function reap(prisma: PrismaLike, options: ReapOptions = {}): Promise<ReapResult> {
+export async function reap(prisma: PrismaLike, options: ReapOptions = {}): Promise<Pick<ReapResult, 'finished' | 'dead' | 'kept'>> {
   const o = parseOptions(reapOptionsSchema, options, 'reap');
   const rows = await prisma.$queryRawUnsafe<{ finished: number; dead: number; kept: number }[]>(
     reapStatement(o.bossSchema),
