@@ -104,7 +104,7 @@ describe('faults', () => {
     joblog.stop();
   }, 60_000);
 
-  test('connection cut while settling: the row stays started, then reap() makes it match pg-boss', async () => {
+  test('connection cut while settling: the settle is tried again, then the row stays started and reap() makes it match pg-boss', async () => {
     const proxy = await cuttableProxy(new URL(db.url));
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: proxy.url }) });
     try {
@@ -152,7 +152,7 @@ describe('faults', () => {
       await prisma.$disconnect();
       await proxy.close();
     }
-  });
+  }, 60_000); // each settle is tried again for ~8 s before it is given up
 
   test('a timed-out attempt that finishes after the newer attempt settled cannot touch its row', async () => {
     // test/worker.test.ts covers the stale attempt finishing first; this is the other order.
