@@ -1,12 +1,16 @@
-// The dashboard in a real browser (Debian's Chromium driven by playwright-core): every page
+// The dashboard in a real browser (Chromium driven by playwright-core; scripts/lib/browser.ts
+// says which Chromium, and these tests are skipped, with a warning, only when there is none): every page
 // loads and links to the next, filters apply, the chart is drawn, a script in an error message
 // stays text, a visitor without the token is refused, and it all works with JavaScript off.
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { launchChromium, type Browser } from '../scripts/lib/browser.ts';
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { findChromium, launchChromium, type Browser } from '../scripts/lib/browser.ts';
 import { createDashboard, serve, type ServedDashboard } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
 import { BULK_ROWS, HELD, seedDashboard, TOKEN, XSS_MESSAGE, XSS_USER, type Seeded } from './helpers/dashboard.ts';
+
+const chromium = await findChromium();
+if (!chromium.found) console.warn(`\n*** WARNING: the dashboard's browser tests did NOT run: ${chromium.reason} ***\n`);
 
 const db = setupTestDb('dashboard_browser');
 let seeded: Seeded;
@@ -15,10 +19,14 @@ let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
+  if (!chromium.found) return;
   seeded = await seedDashboard(db);
   served = await serve({ handler: createDashboard({ joblog: seeded.joblog, token: TOKEN }), port: 0 });
   browser = await launchChromium();
   page = await browser.context.newPage();
+});
+beforeEach((context) => {
+  if (!chromium.found) context.skip(chromium.reason);
 });
 afterAll(async () => {
   await browser?.close();
