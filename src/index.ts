@@ -18,6 +18,7 @@ export {
   InvalidOptionsError,
   InvalidPayloadError,
   StaleAttemptError,
+  AttemptAbortedError,
 } from './errors.ts';
 export type { JobLogWarning } from './tracker.ts';
 export type {
@@ -43,6 +44,8 @@ export type {
   StatsQuery,
   StatsResult,
   JobContext,
+  FencedOptions,
+  PrismaTransaction,
   JobLogOptions,
   JobLogRow,
   JobState,
