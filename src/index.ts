@@ -20,7 +20,7 @@ export {
   StaleAttemptError,
   AttemptAbortedError,
 } from './errors.ts';
-export type { JobLogWarning } from './tracker.ts';
+export type { BusyEvent, JobLogWarning } from './tracker.ts';
 export type {
   BossJobState,
   BossLike,

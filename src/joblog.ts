@@ -9,7 +9,7 @@ import {
 } from './options.ts';
 import { runSection } from './section.ts';
 import { LogStore } from './store.ts';
-import { createBatchHandler, normaliseUserId, type JobLogWarning } from './tracker.ts';
+import { createBatchHandler, normaliseUserId, type BusyEvent, type JobLogWarning } from './tracker.ts';
 import { InvalidOptionsError } from './errors.ts';
 import { find, sections, stats } from './queries.ts';
 import { prune } from './maintenance/pruner.ts';
@@ -43,6 +43,13 @@ const RECONCILE_LOOKBACK_SECONDS = 3600;
 export interface JobLogEvents {
   /** A write was fenced off (stale attempt) or failed; the job itself went on. */
   warning: [JobLogWarning];
+  /**
+   * A row reached a terminal state (`finished`, `failed`, `dead`, `skipped`), written by a worker,
+   * a `section()`, the reaper or its pg-boss pass. Emitted after the write, outside the batch.
+   */
+  settled: [JobLogRow];
+  /** A job found its section held by another job (each time it does, whatever its policy). */
+  busy: [BusyEvent];
   /** A pass of the reaper interval settled some rows (passes that changed nothing are not reported). */
   reaped: [ReapResult];
   /** A pass of the prune interval deleted some rows (passes that deleted nothing are not reported). */
@@ -75,6 +82,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     super();
     const parsed = parseOptions(jobLogOptionsSchema, options, 'createJobLog');
     this.#store = new LogStore(parsed.prisma as PrismaLike);
+    this.#store.onTerminal = (jids) => this.#emitSettled(jids);
     this.#prisma = parsed.prisma as PrismaLike;
     this.#boss = parsed.boss as BossLike | undefined;
     this.#bossSchema = parsed.bossSchema;
@@ -97,7 +105,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
       if (running) return;
       running = true;
       task()
-        .catch((cause) => this.emit('warning', { code, message: `${code === 'REAP_FAILED' ? 'reaper' : 'pruner'} pass failed: ${String(cause)}`, cause }))
+        .catch((cause) => this.#warn({ code, message: `${code === 'REAP_FAILED' ? 'reaper' : 'pruner'} pass failed: ${String(cause)}`, cause }))
         .finally(() => (running = false));
     }, ms);
     timer.unref();
@@ -126,12 +134,57 @@ export class JobLog extends EventEmitter<JobLogEvents> {
 
   async #prunePass(plan: { olderThan: number | string; states?: PruneOptions['states']; batchSize?: number }): Promise<void> {
     const result = await this.prune({ olderThan: plan.olderThan, states: plan.states, batchSize: plan.batchSize });
-    if (result.deleted > 0) this.emit('pruned', result);
+    if (result.deleted > 0) this.#notify('pruned', result);
   }
 
   async #reapPass(): Promise<void> {
     const result = await this.reap();
-    if (result.finished > 0 || result.dead > 0 || result.recorded > 0 || result.completed > 0) this.emit('reaped', result);
+    if (result.finished > 0 || result.dead > 0 || result.recorded > 0 || result.completed > 0) this.#notify('reaped', result);
+  }
+
+  /**
+   * Warnings reach their listeners at once (a test or a logger reads them in order); a listener
+   * that throws is reported on Node's own warning channel and never reaches the job.
+   */
+  #warn(warning: JobLogWarning): void {
+    for (const listener of this.listeners('warning')) {
+      try {
+        listener(warning);
+      } catch (cause) {
+        process.emitWarning(`pg-boss-joblog: a 'warning' listener threw: ${String(cause)}`, 'JobLogListenerWarning');
+      }
+    }
+  }
+
+  /**
+   * Events run their listeners after the write they report, on a later turn of the event loop:
+   * a listener never slows the batch, and one that throws (or rejects) is reported as a
+   * `LISTENER_FAILED` warning.
+   */
+  #notify<K extends 'settled' | 'busy' | 'reaped' | 'pruned'>(event: K, ...args: JobLogEvents[K]): void {
+    if (this.listenerCount(event) === 0) return;
+    setImmediate(() => {
+      for (const listener of this.listeners(event) as ((...a: JobLogEvents[K]) => unknown)[]) {
+        const failed = (cause: unknown) => this.#warn({ code: 'LISTENER_FAILED', message: `a '${event}' listener threw: ${String(cause)}`, cause });
+        try {
+          const result = listener(...args);
+          if (result && typeof (result as PromiseLike<unknown>).then === 'function') (result as Promise<unknown>).catch(failed);
+        } catch (cause) {
+          failed(cause);
+        }
+      }
+    });
+  }
+
+  /** The `settled` event: the rows are read (one statement) only when someone listens. */
+  #emitSettled(jids: string[]): void {
+    if (this.listenerCount('settled') === 0) return;
+    setImmediate(() => {
+      this.#store.byJids(jids).then(
+        (rows) => { for (const row of rows) if (row.state !== 'started') this.#notify('settled', row); },
+        (cause) => this.#warn({ code: 'LISTENER_FAILED', message: `the rows of a 'settled' event could not be read`, cause }),
+      );
+    });
   }
 
   /**
@@ -155,10 +208,11 @@ export class JobLog extends EventEmitter<JobLogEvents> {
       `work('${name}')`,
     );
     await this.#assertJobType(type, `work('${name}')`);
-    const config = { queue: name, type, group, userId, schema, onBusy, retryable, waits: this.#waits } as Parameters<
+    const busy = (event: BusyEvent) => this.#notify('busy', event);
+    const config = { queue: name, type, group, userId, schema, onBusy, retryable, waits: this.#waits, busy } as Parameters<
       typeof createBatchHandler<T>
     >[1];
-    const batch = createBatchHandler<T>(this.#store, config, handler, (w) => this.emit('warning', w));
+    const batch = createBatchHandler<T>(this.#store, config, handler, (w) => this.#warn(w));
     if (!this.#tracked.has(name)) this.#tracked.set(name, type);
     const workOptions: BossWorkOptions & { includeMetadata: true; perJobResults: true } = {
       ...bossOptions,
@@ -226,8 +280,9 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    * row is of that attempt) is marked completed in pg-boss. Safe to run from many processes at once.
    */
   async reap(): Promise<ReapResult> {
-    const rows = await reap(this.#prisma, { bossSchema: this.#bossSchema, maxHoldSeconds: this.#maxHoldSeconds });
-    const boss = await this.#reconciler.run(this.#prisma, this.#tracked);
+    const { jids: reaped, ...rows } = await reap(this.#prisma, { bossSchema: this.#bossSchema, maxHoldSeconds: this.#maxHoldSeconds });
+    const { jids: recorded, ...boss } = await this.#reconciler.run(this.#prisma, this.#tracked);
+    this.#emitSettled([...reaped, ...recorded]);
     return { ...rows, ...boss };
   }
 

@@ -136,6 +136,9 @@ SELECT ${COLUMNS} FROM job_logs
 /** $1 jid */
 export const byJid = `SELECT ${COLUMNS} FROM job_logs WHERE jid = $1::uuid`;
 
+/** $1 jids */
+export const byJids = `SELECT ${COLUMNS} FROM job_logs WHERE jid = ANY ($1::uuid[])`;
+
 const BATCH_INSERT = `
   INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
                         started_at, created_at, updated_at)

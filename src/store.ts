@@ -75,6 +75,9 @@ export class LogStore {
   readonly #claims: Coalescer<JobIdentity, ClaimResult>;
   readonly #settles: Coalescer<Settlement, SettleResult>;
 
+  /** Told the jids of rows that just reached a terminal state (for the `settled` event). */
+  onTerminal: ((jids: string[]) => void) | null = null;
+
   constructor(prisma: PrismaLike) {
     this.#prisma = prisma;
     this.#claims = new Coalescer({
@@ -145,7 +148,12 @@ export class LogStore {
     }));
     const rows = await this.#rows(sql.settleBatch, [JSON.stringify(input)]);
     const written = new Set(rows.map((row) => row.jid as string));
+    this.#terminal(settlements.filter((s) => s.state !== 'started' && written.has(s.jid)).map((s) => s.jid));
     return settlements.map((s) => written.has(s.jid));
+  }
+
+  #terminal(jids: string[]): void {
+    if (jids.length > 0) this.onTerminal?.(jids);
   }
 
   #settleOne(s: Settlement): Promise<boolean> {
@@ -174,12 +182,15 @@ export class LogStore {
 
   /** True when the row was settled by this attempt; false when fenced off (stale attempt). */
   async finish(jid: string, attempt: number): Promise<boolean> {
-    return (await this.#rows(sql.finish, [jid, attempt])).length === 1;
+    const written = (await this.#rows(sql.finish, [jid, attempt])).length === 1;
+    if (written) this.#terminal([jid]);
+    return written;
   }
 
   /** Record a failed attempt; `next` is `started` while a retry is due. False when fenced off. */
   async recordFailure(jid: string, attempt: number, error: unknown, next: 'started' | 'failed' | 'dead'): Promise<boolean> {
     const rows = await this.#rows(sql.recordFailure, [jid, attempt, JSON.stringify(recordError(error)), next]);
+    if (rows.length === 1 && next !== 'started') this.#terminal([jid]);
     return rows.length === 1;
   }
 
@@ -194,6 +205,7 @@ export class LogStore {
       job.jid, job.queue, job.type, job.userId, job.group, job.attempt, job.maxAttempts, job.queuedAt,
       state, error, details.holderJid ?? null, details.waitedMs ?? null,
     ]);
+    if (rows.length === 1) this.#terminal([job.jid]);
     return rows.length === 1;
   }
 
@@ -233,6 +245,10 @@ export class LogStore {
 
   async inProgress(userId: string, group: string | null, types: string[] | null): Promise<JobLogRow[]> {
     return (await this.#rows(sql.inProgress, [userId, group, types])).map(toJobLogRow);
+  }
+
+  async byJids(jids: string[]): Promise<JobLogRow[]> {
+    return (await this.#rows(sql.byJids, [jids])).map(toJobLogRow);
   }
 
   async byJid(jid: string): Promise<JobLogRow | null> {

@@ -18,12 +18,30 @@ export interface TrackerConfig<T> {
   retryable: boolean;
   /** Puts `onBusy: { wait }` jobs back into pg-boss. */
   waits: BusyWaits;
+  /** Told each time a job finds its section held (the `busy` event). */
+  busy?: (event: BusyEvent) => void;
+}
+
+/** A job found its section held by another job. */
+export interface BusyEvent {
+  jid: string;
+  queue: string;
+  type: string;
+  userId: string;
+  group: string;
+  attempt: number;
+  /** The job that holds the section, when it could be read. */
+  holderJid: string | null;
+  policy: 'skip' | 'throw' | 'wait';
 }
 
 /** Something the caller should know but that did not stop the job (a fenced write, a lost write). */
 export interface JobLogWarning {
-  /** `REAP_FAILED` / `PRUNE_FAILED`: a pass of the interval failed (it runs again next time). */
-  code: 'STALE_ATTEMPT' | 'LOG_WRITE_FAILED' | 'REAP_FAILED' | 'PRUNE_FAILED';
+  /**
+   * `REAP_FAILED` / `PRUNE_FAILED`: a pass of the interval failed (it runs again next time).
+   * `LISTENER_FAILED`: a listener of `settled`, `busy`, `reaped` or `pruned` threw.
+   */
+  code: 'STALE_ATTEMPT' | 'LOG_WRITE_FAILED' | 'REAP_FAILED' | 'PRUNE_FAILED' | 'LISTENER_FAILED';
   message: string;
   /** The job's id and attempt, for the job warnings. */
   jid?: string;
@@ -258,6 +276,10 @@ async function unclaimed<T>(
   claim: ClaimResult,
   busy: BusyJob[],
 ): Promise<JobResult | null> {
+  if (claim.outcome === 'busy') {
+    const policy = typeof config.onBusy === 'object' ? 'wait' : config.onBusy;
+    config.busy?.({ jid: job.id, queue: identity.queue, type: identity.type, userId: identity.userId!, group: identity.group!, attempt: identity.attempt, holderJid: claim.holderJid, policy });
+  }
   switch (claim.outcome) {
     case 'error':
       return claimRefused(store, warn, { job, identity, attempt } as Admitted<unknown>, claim.error);

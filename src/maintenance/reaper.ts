@@ -75,9 +75,10 @@ WITH candidates AS (
     FROM reasons r
    WHERE l.id = r.id AND l.state = 'started' AND l.attempt = r.attempt AND l.updated_at = r.updated_at
      AND l.lease_until IS NOT DISTINCT FROM r.lease_until
-  RETURNING r.verdict
+  RETURNING r.verdict, l.jid::text AS jid
 )
-SELECT (SELECT count(*) FROM settled WHERE verdict = 'COMPLETED')::int AS finished,
+SELECT (SELECT array_agg(jid) FROM settled) AS jids,
+       (SELECT count(*) FROM settled WHERE verdict = 'COMPLETED')::int AS finished,
        (SELECT count(*) FROM settled WHERE verdict <> 'COMPLETED')::int AS dead,
        (SELECT count(*) FROM verdicts WHERE verdict = 'KEPT')::int AS kept`;
 
@@ -89,13 +90,13 @@ SELECT (SELECT count(*) FROM settled WHERE verdict = 'COMPLETED')::int AS finish
  * - `active` → untouched;
  * - a `joblog.section()` row → `dead` once its lease has expired (its process is gone).
  */
-export async function reap(prisma: PrismaLike, options: ReapOptions = {}): Promise<Pick<ReapResult, 'finished' | 'dead' | 'kept'>> {
+export async function reap(prisma: PrismaLike, options: ReapOptions = {}): Promise<Pick<ReapResult, 'finished' | 'dead' | 'kept'> & { jids: string[] }> {
   const o = parseOptions(reapOptionsSchema, options, 'reap');
-  const rows = await prisma.$queryRawUnsafe<{ finished: number; dead: number; kept: number }[]>(
+  const rows = await prisma.$queryRawUnsafe<{ finished: number; dead: number; kept: number; jids: string[] | null }[]>(
     reapStatement(o.bossSchema),
     JSON.stringify(o.maxHoldSeconds.byType),
     JSON.stringify(o.maxHoldSeconds.byGroup),
   );
   const row = rows[0]!;
-  return { finished: Number(row.finished), dead: Number(row.dead), kept: Number(row.kept) };
+  return { finished: Number(row.finished), dead: Number(row.dead), kept: Number(row.kept), jids: row.jids ?? [] };
 }

@@ -45,7 +45,7 @@ WITH tracked AS (
          clock_timestamp(), clock_timestamp()
     FROM reasons r
   ON CONFLICT DO NOTHING
-  RETURNING id
+  RETURNING jid::text AS jid
 ), agreed AS (
   UPDATE "${bossSchema}".job b
      SET state = 'completed',
@@ -56,7 +56,8 @@ WITH tracked AS (
    WHERE b.name = e.name AND b.id = e.id AND b.state = 'failed'
   RETURNING b.id
 )
-SELECT (SELECT count(*) FROM recorded)::int AS recorded,
+SELECT (SELECT array_agg(jid) FROM recorded) AS jids,
+       (SELECT count(*) FROM recorded)::int AS recorded,
        (SELECT count(*) FROM agreed)::int AS completed,
        (SELECT max(completed_on) FROM ended) AS through`;
 
@@ -73,11 +74,11 @@ export class BossReconciler {
   }
 
   /** One pass over `tracked` (queue → job type). */
-  async run(prisma: PrismaLike, tracked: Map<string, string>): Promise<{ recorded: number; completed: number }> {
-    if (tracked.size === 0) return { recorded: 0, completed: 0 };
+  async run(prisma: PrismaLike, tracked: Map<string, string>): Promise<{ recorded: number; completed: number; jids: string[] }> {
+    if (tracked.size === 0) return { recorded: 0, completed: 0, jids: [] };
     const since = this.#since ?? new Date(Date.now() - this.#lookbackSeconds * 1000);
     const input = [...tracked].map(([queue, job_type]) => ({ queue, job_type }));
-    const [row] = await prisma.$queryRawUnsafe<{ recorded: number; completed: number; through: Date | string | null }[]>(
+    const [row] = await prisma.$queryRawUnsafe<{ recorded: number; completed: number; through: Date | string | null; jids: string[] | null }[]>(
       reconcileStatement(this.#bossSchema),
       JSON.stringify(input),
       since,
@@ -86,6 +87,6 @@ export class BossReconciler {
       const through = new Date(row.through).getTime() - OVERLAP_SECONDS * 1000;
       if (through > since.getTime()) this.#since = new Date(through);
     }
-    return { recorded: Number(row?.recorded ?? 0), completed: Number(row?.completed ?? 0) };
+    return { recorded: Number(row?.recorded ?? 0), completed: Number(row?.completed ?? 0), jids: row?.jids ?? [] };
   }
 }
