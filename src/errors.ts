@@ -79,3 +79,17 @@ export class AttemptAbortedError extends JobLogError {
     this.attempt = attempt;
   }
 }
+
+/** An action (`retry`, `cancel`, `release`) that must not be done to this job now; `reason` says why. */
+export class ActionRefusedError extends JobLogError {
+  readonly action: string;
+  readonly jid: string;
+  readonly reason: string;
+
+  constructor(action: string, jid: string, reason: string, options?: { cause?: unknown }) {
+    super('ACTION_REFUSED', `${action} of job ${jid} refused: ${reason}`, options);
+    this.action = action;
+    this.jid = jid;
+    this.reason = reason;
+  }
+}

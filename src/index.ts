@@ -19,7 +19,9 @@ export {
   InvalidPayloadError,
   StaleAttemptError,
   AttemptAbortedError,
+  ActionRefusedError,
 } from './errors.ts';
+export type { ActionName, ActionOptions, ActionResult } from './actions.ts';
 export type { BusyEvent, JobLogWarning } from './tracker.ts';
 export type {
   BossJobState,

@@ -14,6 +14,7 @@ import { InvalidOptionsError } from './errors.ts';
 import { find, sections, stats } from './queries.ts';
 import { prune } from './maintenance/pruner.ts';
 import { reap } from './maintenance/reaper.ts';
+import { cancelJob, releaseSection, retryJob, type ActionDeps, type ActionOptions, type ActionResult } from './actions.ts';
 import { BossReconciler } from './maintenance/reconcile.ts';
 import { BusyWaits } from './waiting.ts';
 import type {
@@ -55,6 +56,8 @@ export interface JobLogEvents {
   /** A pass of the prune interval deleted some rows (passes that deleted nothing are not reported). */
   pruned: [PruneResult];
 }
+
+const jidSchema = z.uuid({ message: 'expected a UUID' });
 
 const inProgressSchema = z.strictObject({
   userId: z.union([z.string().min(1), z.number(), z.bigint()], { message: 'expected a string or number user id' }),
@@ -246,7 +249,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
 
   /** The row of one job, by pg-boss id. */
   async get(jid: string): Promise<JobLogRow | null> {
-    const id = parseOptions(z.uuid({ message: 'expected a UUID' }), jid, 'get (jid)');
+    const id = parseOptions(jidSchema, jid, 'get (jid)');
     return this.#store.byJid(id);
   }
 
@@ -284,6 +287,29 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     const { jids: recorded, ...boss } = await this.#reconciler.run(this.#prisma, this.#tracked);
     this.#emitSettled([...reaped, ...recorded]);
     return { ...rows, ...boss };
+  }
+
+  /** Retry a `dead` or `failed` job through pg-boss; its row is `started` again for that attempt. See actions.ts. */
+  async retry(jid: string, options: ActionOptions = {}): Promise<ActionResult> {
+    return retryJob(this.#actionDeps(), parseOptions(jidSchema, jid, 'retry (jid)'), options);
+  }
+
+  /** Cancel a `started` job through pg-boss; its row ends `dead` (`JOB_CANCELLED`). */
+  async cancel(jid: string, options: ActionOptions = {}): Promise<ActionResult> {
+    const result = await cancelJob(this.#actionDeps(), parseOptions(jidSchema, jid, 'cancel (jid)'), options);
+    if (result.changed) this.#emitSettled([result.jid]);
+    return result;
+  }
+
+  /** Free the section of a `started` row whose holder is gone (what `reap()` does, for one row); refused while it is alive. */
+  async release(jid: string, options: ActionOptions = {}): Promise<ActionResult> {
+    const result = await releaseSection(this.#actionDeps(), parseOptions(jidSchema, jid, 'release (jid)'), { ...options, maxHoldSeconds: this.#maxHoldSeconds });
+    if (result.changed) this.#emitSettled([result.jid]);
+    return result;
+  }
+
+  #actionDeps(): ActionDeps {
+    return { prisma: this.#prisma, boss: this.#boss, bossSchema: this.#bossSchema };
   }
 
   /** Stop this log's intervals (reaper, pruner). Workers are pg-boss's: stop them with `boss.stop()`. */

@@ -271,3 +271,23 @@ UPDATE job_logs
  WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started' AND started_at < $4::timestamptz
    AND NOT jsonb_path_exists(errors, '$[*] ? (@.attempt == $a)', jsonb_build_object('a', $2::int - 1))
 RETURNING id`;
+
+/** One entry of a row's history for an action taken on it. $1 jid, $2 the note (json) */
+const ACTION_ENTRY = `jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', clock_timestamp(), 'error', $2::jsonb))`;
+
+/**
+ * `retry` of a dead or failed job: its row is `started` again (and takes its section back) for the
+ * attempt pg-boss will run; the clock starts again. $1 jid, $2 the note (json)
+ */
+export const reopenForRetry = `
+UPDATE job_logs
+   SET state = 'started', started_at = clock_timestamp(), finished_at = NULL, duration_ms = NULL,
+       errors = errors || ${ACTION_ENTRY}, updated_at = clock_timestamp()
+ WHERE jid = $1::uuid AND state IN ('dead', 'failed')
+RETURNING id`;
+
+/** Record an action in a row's history. $1 jid, $2 the note (json) */
+export const noteAction = `
+UPDATE job_logs SET errors = errors || ${ACTION_ENTRY}, updated_at = clock_timestamp()
+ WHERE jid = $1::uuid
+RETURNING id`;

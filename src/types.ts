@@ -10,7 +10,8 @@ export interface PrismaLike {
 }
 
 /** The part of a PgBoss instance the library uses. */
-export type BossLike = Pick<PgBoss, 'work' | 'offWork'>;
+/** `retry` and `cancel` are used by the actions only (`joblog.retry()`, `joblog.cancel()`). */
+export type BossLike = Pick<PgBoss, 'work' | 'offWork' | 'retry' | 'cancel'>;
 
 /** The states of a log row. Only `started` holds a section. */
 export type JobState = 'started' | 'finished' | 'failed' | 'dead' | 'skipped';

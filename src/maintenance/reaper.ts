@@ -13,12 +13,15 @@ import type { PrismaLike, ReapResult } from '../types.ts';
 export const reapOptionsSchema = z.strictObject({
   maxHoldSeconds: maxHoldSchema.default({ byGroup: {}, byType: {} }),
   bossSchema: bossSchemaName,
+  /** Only this job's row (an operator's release or cancel). */
+  jid: z.uuid().optional(),
 });
 
 export type ReapOptions = z.input<typeof reapOptionsSchema>;
 
 /**
- * The verdicts, in one statement. $1 max hold by job type (jsonb), $2 max hold by group (jsonb).
+ * The verdicts, in one statement. $1 max hold by job type (jsonb), $2 max hold by group (jsonb),
+ * $3 one job's id or null for every started row.
  * A row of `joblog.section()` (lease_until set) has no pg-boss job: only its lease counts.
  */
 const reapStatement = (bossSchema: string) => `
@@ -33,7 +36,7 @@ WITH candidates AS (
        WHERE b.name = l.queue AND b.id = l.jid AND l.lease_until IS NULL
        LIMIT 1 -- the key is unique; LIMIT also keeps the planner from flattening this into a hash join
     ) j ON true
-   WHERE l.state = 'started'
+   WHERE l.state = 'started' AND ($3::uuid IS NULL OR l.jid = $3::uuid)
 ), verdicts AS (
   SELECT c.*,
     CASE
@@ -96,6 +99,7 @@ export async function reap(prisma: PrismaLike, options: ReapOptions = {}): Promi
     reapStatement(o.bossSchema),
     JSON.stringify(o.maxHoldSeconds.byType),
     JSON.stringify(o.maxHoldSeconds.byGroup),
+    o.jid ?? null,
   );
   const row = rows[0]!;
   return { finished: Number(row.finished), dead: Number(row.dead), kept: Number(row.kept), jids: row.jids ?? [] };
