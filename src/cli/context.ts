@@ -19,6 +19,8 @@ export class CommandContext {
   readonly #url: string | undefined;
   readonly #bossSchema: string | undefined;
   #client: { prisma: PrismaLike & { $disconnect(): Promise<void> }; joblog: JobLog } | undefined;
+  #boss: { stop(options?: { graceful?: boolean }): Promise<void> } | undefined;
+  #actionLog: JobLog | undefined;
 
   constructor(io: Io, values: Parsed['values']) {
     this.io = io;
@@ -50,6 +52,24 @@ export class CommandContext {
     return (await this.#open()).joblog;
   }
 
+  /**
+   * A job log with a PgBoss of the CLI's own (for retry and cancel, which go through pg-boss): it
+   * neither migrates pg-boss's schema, supervises nor schedules, and is stopped by close().
+   */
+  async joblogWithBoss(): Promise<JobLog> {
+    if (!this.#actionLog) {
+      const { prisma } = await this.#open();
+      const { PgBoss } = await import('pg-boss');
+      const schema = this.#bossSchema;
+      const boss = new PgBoss({ connectionString: this.url, ...(schema === undefined ? {} : { schema }), supervise: false, schedule: false, migrate: false });
+      boss.on('error', () => {}); // a failing action reports its own error
+      await boss.start();
+      this.#boss = boss;
+      this.#actionLog = createJobLog({ prisma, boss, reaper: false, ...(schema === undefined ? {} : { bossSchema: schema }) });
+    }
+    return this.#actionLog;
+  }
+
   async #open() {
     if (!this.#client) {
       const url = this.url;
@@ -71,6 +91,7 @@ export class CommandContext {
   }
 
   async close(): Promise<void> {
+    await this.#boss?.stop({ graceful: false });
     await this.#client?.prisma.$disconnect();
   }
 }

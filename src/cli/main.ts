@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 // joblog: the job log from the command line. Exit codes: 0 ok, 1 runtime or database error,
-// 2 usage error (command, flag or value), 3 not found (show), 130 interrupted (prune).
+// 2 usage error (command, flag or value), 3 not found (show), 4 action refused, 130 interrupted (prune).
 import { readFile } from 'node:fs/promises';
 import { InvalidOptionsError } from '../errors.ts';
 import { COMMON_HELP, parseFlags, UsageError } from './args.ts';
 import { CommandContext, type Io } from './context.ts';
 import { listCommand, sectionsCommand, showCommand, statsCommand, type Command } from './commands/read.ts';
 import { dashboardCommand, pruneCommand, reapCommand } from './commands/write.ts';
+import { cancelCommand, releaseCommand, retryCommand } from './commands/actions.ts';
+import { ActionRefusedError } from '../errors.ts';
 import { describeError } from './errors.ts';
 
-export const EXIT = { ok: 0, error: 1, usage: 2, notFound: 3 } as const;
+export const EXIT = { ok: 0, error: 1, usage: 2, notFound: 3, refused: 4 } as const;
 
 const COMMANDS: Record<string, Command> = {
   list: listCommand,
@@ -18,6 +20,9 @@ const COMMANDS: Record<string, Command> = {
   sections: sectionsCommand,
   reap: reapCommand,
   prune: pruneCommand,
+  retry: retryCommand,
+  cancel: cancelCommand,
+  release: releaseCommand,
   dashboard: dashboardCommand,
 };
 
@@ -29,7 +34,7 @@ ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}
 ${COMMON_HELP}
 
 exit codes: 0 ok, 1 runtime or database error, 2 wrong command, flag or value,
-            3 not found (show), 130 interrupted (prune)
+            3 not found (show), 4 action refused (retry, cancel, release), 130 interrupted (prune)
 'joblog <command> --help' shows the command's flags; 'joblog --version' the version.`;
 
 /** Option paths of the library that a flag of another name sets. */
@@ -69,6 +74,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
       const message = error.message.startsWith(`${name}:`) ? error.message : `${name}: ${error.message}`;
       io.stderr.write(`joblog ${message} (see joblog ${name} --help)\n`);
       return EXIT.usage;
+    }
+    if (error instanceof ActionRefusedError) {
+      io.stderr.write(`joblog ${name}: ${error.message}\n`);
+      return EXIT.refused;
     }
     if (error instanceof InvalidOptionsError) {
       io.stderr.write(`joblog ${name}: ${error.issues.map((i) => `${flagName(name, i.path)}: ${i.message}`).join('; ')}\n`);
