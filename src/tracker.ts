@@ -2,6 +2,7 @@ import type { JobResult, JobWithMetadata } from 'pg-boss';
 import { isConnectionError, isValueError, sqlStateOf } from './db-errors.ts';
 import { AttemptAbortedError, InvalidPayloadError, SectionBusyError, StaleAttemptError } from './errors.ts';
 import { recordError } from './rows.ts';
+import { MESSAGE_CHARS, storableText } from './sanitise.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
 import type { ClaimResult, JobIdentity, LogStore, Settlement, SettleResult } from './store.ts';
 import type { BusyPolicy, GroupOf, JobContext, TrackedHandler, UserIdOf } from './types.ts';
@@ -177,7 +178,7 @@ function claimFailed(warn: WarningSink, job: JobWithMetadata<unknown>, cause: un
 }
 
 /** One short line for a JSON logger, naming the write that failed; the database's own text stays in `cause`. */
-function logWriteFailed(warn: WarningSink, operation: string, jid: string, attempt: number, cause: unknown): void {
+export function logWriteFailed(warn: WarningSink, operation: string, jid: string, attempt: number, cause: unknown): void {
   warn({ code: 'LOG_WRITE_FAILED', message: `log write failed (${operation}) for job ${jid} attempt ${attempt}`, jid, attempt, cause });
 }
 
@@ -379,7 +380,8 @@ function lostAttemptError(attempt: number, output: unknown): { name: string; cod
   const o = output as { message?: unknown; value?: { message?: unknown } };
   const message = typeof o?.message === 'string' ? o.message : o?.value?.message;
   const reason = typeof message === 'string' ? message : JSON.stringify(output);
-  return { name: 'AttemptLost', code: 'ATTEMPT_LOST', message: `attempt ${attempt} ended without settling its row: ${reason}` };
+  const text = `attempt ${attempt} ended without settling its row: ${reason}`;
+  return { name: 'AttemptLost', code: 'ATTEMPT_LOST', message: storableText(text, MESSAGE_CHARS) };
 }
 
 /**
