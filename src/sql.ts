@@ -33,9 +33,9 @@ const leaseExpiredError = (leaseUntil: string) =>
   `jsonb_build_object('name', 'ReaperError', 'code', 'LEASE_EXPIRED', 'message', ${leaseExpiredMessage(leaseUntil)})`;
 
 /**
- * End, as the reaper would (`dead`, LEASE_EXPIRED), the `joblog.section()` rows matched by `match`
- * whose lease has passed, so a claim need not wait for a reaper to open their section. A worker's
- * row has no lease and is never matched. Returns the ids it ended.
+ * End, as the reaper would (`dead`, LEASE_EXPIRED), the `started` rows matched by `match` (which
+ * names the state: see claimConflicts) whose lease has passed, so a claim need not wait for a
+ * reaper to open their section. A worker's row has no lease and is never matched. Returns the ids.
  */
 const endLapsedLeases = (from: string, match: string) => `
   UPDATE job_logs j
@@ -44,7 +44,7 @@ const endLapsedLeases = (from: string, match: string) => `
          finished_at = clock_timestamp(), duration_ms = ${msSince('j.started_at')}::float8,
          updated_at = clock_timestamp()
     ${from}
-   WHERE ${match} AND j.state = 'started' AND j.lease_until < clock_timestamp()
+   WHERE ${match} AND j.lease_until < clock_timestamp()
   RETURNING j.id`;
 
 /** The row's columns as the library reads them. */
@@ -86,7 +86,7 @@ SELECT 'claimed' AS outcome FROM inserted`;
  * $1 jid, $2 user id, $3 group
  */
 export const claimConflict = `
-WITH lapsed AS (${endLapsedLeases('', `j.user_id = $2::text AND j."group" = $3::text`)})
+WITH lapsed AS (${endLapsedLeases('', `j.user_id = $2::text AND j."group" = $3::text AND j.state = 'started'`)})
 SELECT (SELECT state::text FROM job_logs WHERE jid = $1::uuid) AS own_state,
        (SELECT attempt FROM job_logs WHERE jid = $1::uuid) AS own_attempt,
        (SELECT jid::text FROM job_logs
@@ -230,17 +230,25 @@ SELECT jid::text AS jid, 'claimed' AS outcome FROM inserted`;
 /**
  * `claimConflict` for many jobs, after a batch claim (in a new snapshot, so it sees the rows that
  * other jobs of that same statement took). One row per input, in input order. Ends a holder whose
- * lease has passed, as `claimConflict` does.
+ * lease has passed, as `claimConflict` does (found by id: `state::text`, see settleBatch).
  * $1 jsonb array of { i, jid, user_id, group }
  */
 export const claimConflicts = `
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, jid uuid, user_id text, "group" text)
-), lapsed AS (${endLapsedLeases('FROM (SELECT DISTINCT user_id, "group" FROM input) x', `j.user_id = x.user_id AND j."group" = x."group"`)})
+), holders AS (
+  SELECT x.user_id, x."group", h.id, h.jid
+    FROM (SELECT DISTINCT user_id, "group" FROM input) x
+    CROSS JOIN LATERAL (
+      SELECT id, jid FROM job_logs h
+       WHERE h.user_id = x.user_id AND h."group" = x."group" AND h.state = 'started'
+       LIMIT 1 -- one probe of the section index per section, not a scan of every started row
+    ) h
+), lapsed AS (${endLapsedLeases('FROM holders x', `j.id = x.id AND j.state::text = 'started'`)})
 SELECT x.i, own.state::text AS own_state, own.attempt AS own_attempt, held.jid::text AS holder_jid
   FROM input x
   LEFT JOIN job_logs own ON own.jid = x.jid
-  LEFT JOIN job_logs held ON held.user_id = x.user_id AND held."group" = x."group" AND held.state = 'started'
+  LEFT JOIN holders held ON held.user_id = x.user_id AND held."group" = x."group"
         AND NOT EXISTS (SELECT 1 FROM lapsed l WHERE l.id = held.id)
  ORDER BY x.i`;
 
