@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
-import { createJobLog, SectionBusyError } from '../src/index.ts';
+import { createJobLog, SectionBusyError, type JobLogWarning } from '../src/index.ts';
 import { reap } from '../src/maintenance/reaper.ts';
 import { LogStore, type JobIdentity } from '../src/store.ts';
 import { setupTestDb } from './helpers/db.ts';
@@ -202,6 +202,30 @@ describe('section() and errors', () => {
     }
     expect((await joblog.find({ userId: 'u-own' })).rows.map((r) => r.error?.message).sort())
       .toEqual(['numeric stack', CLEANED, '{}'].sort());
+  });
+
+  test('when the row cannot be written, the caller still gets its own result or error, and a LOG_WRITE_FAILED warning', async () => {
+    const joblog = noBoss();
+    const warnings: JobLogWarning[] = [];
+    joblog.on('warning', (w) => warnings.push(w));
+    // The database refuses every settling write of these rows (a real refusal, not a mock).
+    await db.pool.query(`
+      CREATE OR REPLACE FUNCTION refuse_settle() RETURNS trigger AS $$
+      BEGIN RAISE EXCEPTION 'settles refused for this test'; END $$ LANGUAGE plpgsql;
+      CREATE OR REPLACE TRIGGER refuse_settle BEFORE UPDATE ON job_logs FOR EACH ROW
+        WHEN (OLD.queue = 'refused' AND NEW.state <> 'started') EXECUTE FUNCTION refuse_settle();`);
+    try {
+      const mine = new Error('mine');
+      await expect(joblog.section({ type: 'reconciliation', userId: 'u-refused', group: 'g1', queue: 'refused' }, async () => {
+        throw mine;
+      })).rejects.toBe(mine);
+      await expect(joblog.section({ type: 'reconciliation', userId: 'u-refused', group: 'g2', queue: 'refused' }, async () => 'done'))
+        .resolves.toBe('done');
+      expect(warnings.map((w) => [w.code, w.attempt])).toEqual([['LOG_WRITE_FAILED', 1], ['LOG_WRITE_FAILED', 1]]);
+      expect(warnings[0]!.message).toMatch(/^log write failed \(settle\) for job [0-9a-f-]{36} attempt 1$/);
+    } finally {
+      await db.pool.query('DROP TRIGGER refuse_settle ON job_logs');
+    }
   });
 
   test('without a reaper, a claim takes over a section whose lease has run out; a live lease or a worker row still holds', async () => {
