@@ -80,14 +80,16 @@ SELECT 'claimed' AS outcome FROM inserted`;
 
 /**
  * Why a claim inserted nothing: the job's own row (stale attempt or already settled) or the
- * section's holder. A holder whose lease has passed is ended here and not reported, so the caller
- * claims again: an expired lease frees its section without a reaper. Only a claim that found its
+ * section's holder. A holder whose lease has passed is ended here and not reported (the main query
+ * reads the rows as they were before the CTE's update), so the caller claims again: an expired
+ * lease frees its section without a reaper. Only a claim that found its
  * section taken runs this, so the claims themselves cost nothing more.
  * $1 jid, $2 user id, $3 group
  */
 export const claimConflict = `
 WITH lapsed AS (${endLapsedLeases('', `j.user_id = $2::text AND j."group" = $3::text AND j.state = 'started'`)})
-SELECT (SELECT state::text FROM job_logs WHERE jid = $1::uuid) AS own_state,
+SELECT (SELECT CASE WHEN id IN (SELECT id FROM lapsed) THEN 'dead' ELSE state::text END
+          FROM job_logs WHERE jid = $1::uuid) AS own_state,
        (SELECT attempt FROM job_logs WHERE jid = $1::uuid) AS own_attempt,
        (SELECT jid::text FROM job_logs
          WHERE user_id = $2::text AND "group" = $3::text AND state = 'started'
@@ -245,7 +247,8 @@ WITH input AS (
        LIMIT 1 -- one probe of the section index per section, not a scan of every started row
     ) h
 ), lapsed AS (${endLapsedLeases('FROM holders x', `j.id = x.id AND j.state::text = 'started'`)})
-SELECT x.i, own.state::text AS own_state, own.attempt AS own_attempt, held.jid::text AS holder_jid
+SELECT x.i, CASE WHEN EXISTS (SELECT 1 FROM lapsed l WHERE l.id = own.id) THEN 'dead' ELSE own.state::text END AS own_state,
+       own.attempt AS own_attempt, held.jid::text AS holder_jid
   FROM input x
   LEFT JOIN job_logs own ON own.jid = x.jid
   LEFT JOIN holders held ON held.user_id = x.user_id AND held."group" = x."group"

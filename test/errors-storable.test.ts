@@ -242,6 +242,12 @@ describe('section() and errors', () => {
     expect(old!.errors).toHaveLength(1);
     expect(old!.finishedAt).toBeInstanceOf(Date);
 
+    // A claim with the crashed row's own jid does not mistake that row for its own.
+    await db.pool.query(`UPDATE job_logs SET state = 'started', lease_until = now() - interval '1 second' WHERE jid = $1`, [crashed]);
+    await expect(joblog.section({ jid: crashed, type: 'reconciliation', userId: 'u-lease', group: 'g' }, async () => 'ran'))
+      .rejects.toBeInstanceOf(SectionBusyError);
+    expect(await joblog.get(crashed)).toMatchObject({ state: 'dead' });
+
     const live = await holdSection(joblog, 'u-lease', 'g');
     await expect(joblog.section({ type: 'reconciliation', userId: 'u-lease', group: 'g' }, async () => 'ran')).rejects.toBeInstanceOf(SectionBusyError);
     await live.release();
