@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { createJobLog, SectionBusyError, type JobLogWarning } from '../src/index.ts';
 import { reap } from '../src/maintenance/reaper.ts';
+import { recordError } from '../src/rows.ts';
 import { LogStore, type JobIdentity } from '../src/store.ts';
 import { setupTestDb } from './helpers/db.ts';
 import { bossJob, FAST, holdSection, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
@@ -44,6 +45,28 @@ async function storedSizes(jid: string): Promise<{ error: number; errors: number
        FROM job_logs WHERE jid = $1`, [jid]);
   return { error: Number(rows[0].error), errors: Number(rows[0].errors), count: Number(rows[0].count) };
 }
+
+describe('recordError', () => {
+  test('drops the stack header that repeats name and message, keeps 12 frames and 4,000 characters', () => {
+    const frames = (n: number, width = 20) => Array.from({ length: n }, (_, i) => `    at f${i} (${'p'.repeat(width)}.ts:1:1)`);
+    const multi = Object.assign(new Error('two\nlines'), { stack: ['Error: two', 'lines', ...frames(2)].join('\n') });
+    expect(recordError(multi).stack).toBe(frames(2).join('\n'));
+    const renamed = Object.assign(new Error('m'), { name: 'Renamed', stack: ['Error: m', ...frames(1)].join('\n') });
+    expect(recordError(renamed)).toEqual({ name: 'Renamed', message: 'm', stack: frames(1)[0] });
+    expect(recordError(Object.assign(new Error(''), { stack: ['Error', ...frames(1)].join('\n') })).stack).toBe(frames(1)[0]);
+    expect(recordError(Object.assign(new Error('x'), { stack: 'a custom stack\nline 2' })).stack).toBe('a custom stack\nline 2');
+    expect(recordError(Object.assign(new Error('x'), { stack: 'Error: x' }))).toEqual({ name: 'Error', message: 'x' });
+    expect(recordError(Object.assign(new Error('x'), { stack: ['Error: x', ...frames(30)].join('\n') })).stack).toBe(frames(12).join('\n'));
+    const wide = recordError(Object.assign(new Error('x'), { stack: ['Error: x', ...frames(12, 1000)].join('\n') })).stack!;
+    expect(wide).toMatch(/… \[\d+ more characters\]$/);
+    expect(wide.length).toBeLessThan(4100);
+  });
+
+  test('cuts a long message between, never inside, a surrogate pair', () => {
+    const message = 'a'.repeat(1999) + '😀' + 'b'.repeat(10);
+    expect(recordError(new Error(message)).message).toBe(`${'a'.repeat(1999)}… [12 more characters]`);
+  });
+});
 
 describe('errors the database cannot store', () => {
   test('a batch-mate throwing Object.create(null) (retryLimit 0): the mates that returned end finished, it ends failed', async () => {
