@@ -232,7 +232,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
       throw new InvalidOptionsError('section', [{ path: 'fn', message: 'expected a function ({ jid }) => Promise' }]);
     }
     await this.#assertJobType(parsed.type, 'section');
-    return runSection(this.#store, { ...parsed, userId: normaliseUserId(parsed.userId)! }, fn);
+    return runSection(this.#store, { ...parsed, userId: normaliseUserId(parsed.userId)! }, fn, (w) => this.emit('warning', w));
   }
 
   /** Rows of a user's jobs that are running or waiting for a retry, oldest first. */

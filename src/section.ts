@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { SectionBusyError } from './errors.ts';
 import { SECTION_INDEX } from './sql.ts';
 import type { LogStore } from './store.ts';
+import { logWriteFailed, type WarningSink } from './tracker.ts';
 import type { SectionOptions } from './types.ts';
 
 /**
@@ -11,13 +12,14 @@ import type { SectionOptions } from './types.ts';
  *
  * Such a row has no pg-boss job for the reaper to consult, so it holds the section by a lease
  * (`lease_until`) that this process renews every third of `leaseSeconds` while `fn` runs. If the
- * process dies, renewals stop and the reaper frees the section once the lease has passed: a
- * crashed request never holds a section for longer than the lease plus one reaper interval.
+ * process dies, renewals stop, and once the lease has passed the next claim of the section ends the
+ * row (`dead`, LEASE_EXPIRED) and takes it, as the reaper would: no reaper needs to run.
  */
 export async function runSection<R>(
   store: LogStore,
   options: Required<Omit<SectionOptions, 'jid' | 'userId'>> & { jid?: string; userId: string },
   fn: (ctx: { jid: string }) => Promise<R>,
+  warn: WarningSink,
 ): Promise<R> {
   const jid = options.jid ?? randomUUID();
   const job = {
@@ -43,12 +45,24 @@ export async function runSection<R>(
     result = await fn({ jid });
   } catch (error) {
     renewal.stop();
-    await store.recordFailure(jid, 1, error, 'failed');
+    await settle(warn, jid, () => store.recordFailure(jid, 1, error, 'failed'));
     throw error;
   }
   renewal.stop();
-  await store.finish(jid, 1);
+  await settle(warn, jid, () => store.finish(jid, 1));
   return result;
+}
+
+/**
+ * Write the section's final row. A failed write is a warning: the caller gets `fn`'s own result or
+ * error, never the log's, and the row, still `started`, frees the section when its lease passes.
+ */
+async function settle(warn: WarningSink, jid: string, write: () => Promise<boolean>): Promise<void> {
+  try {
+    await write();
+  } catch (cause) {
+    logWriteFailed(warn, 'settle', jid, 1, cause);
+  }
 }
 
 /** Renew a section's lease every third of its length until stopped or lost. */

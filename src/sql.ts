@@ -10,6 +10,43 @@ export const SECTION_INDEX = 'job_logs_section_key';
 /** Whole milliseconds from `since` (a column or parameter) to now: duration_ms, waited_ms. */
 const msSince = (since: string) => `round(extract(epoch FROM clock_timestamp() - ${since}) * 1000)`;
 
+/** How many entries `errors` keeps: the first attempt's (how it began) and the latest ERRORS_KEPT − 1. */
+export const ERRORS_KEPT = 20;
+
+/**
+ * `history` (a jsonb array column) with one more `{ attempt, at, error }` entry, capped at
+ * ERRORS_KEPT entries: the first one stays, the oldest of the others go. Every append uses this.
+ */
+export const appendError = (history: string, attempt: string, error: string) => `CASE
+  WHEN jsonb_array_length(${history}) < ${ERRORS_KEPT} THEN ${history} || jsonb_build_array(${errorEntry(attempt, error)})
+  ELSE jsonb_build_array(${history} -> 0)
+       || jsonb_path_query_array(${history}, '$[last - ${ERRORS_KEPT - 3} to last]')
+       || jsonb_build_array(${errorEntry(attempt, error)}) END`;
+
+const errorEntry = (attempt: string, error: string) =>
+  `jsonb_build_object('attempt', ${attempt}, 'at', clock_timestamp(), 'error', ${error})`;
+
+/** Why a `joblog.section()` row was ended once its lease had passed (by the reaper or by a claim). */
+export const leaseExpiredMessage = (leaseUntil: string) => `'section holder lost: its lease expired at ' || ${leaseUntil}::text`;
+
+const leaseExpiredError = (leaseUntil: string) =>
+  `jsonb_build_object('name', 'ReaperError', 'code', 'LEASE_EXPIRED', 'message', ${leaseExpiredMessage(leaseUntil)})`;
+
+/**
+ * End, as the reaper would (`dead`, LEASE_EXPIRED), the `started` rows matched by `match` (which
+ * names the state: see claimConflicts) whose lease has passed, so a claim need not wait for a
+ * reaper to open their section. A worker's row has no lease and is never matched. Returns the ids.
+ */
+const endLapsedLeases = (from: string, match: string) => `
+  UPDATE job_logs j
+     SET state = 'dead', error = ${leaseExpiredError('j.lease_until')},
+         errors = ${appendError('j.errors', 'j.attempt', leaseExpiredError('j.lease_until'))},
+         finished_at = clock_timestamp(), duration_ms = ${msSince('j.started_at')}::float8,
+         updated_at = clock_timestamp()
+    ${from}
+   WHERE ${match} AND j.lease_until < clock_timestamp()
+  RETURNING j.id`;
+
 /** The row's columns as the library reads them. */
 export const COLUMNS = `id, jid::text AS jid, queue, job_type::text AS job_type, state::text AS state,
   user_id, "group", attempt, max_attempts, holder_jid::text AS holder_jid, queued_at, started_at,
@@ -43,18 +80,25 @@ SELECT 'claimed' AS outcome FROM inserted`;
 
 /**
  * Why a claim inserted nothing: the job's own row (stale attempt or already settled) or the
- * section's holder. $1 jid, $2 user id, $3 group
+ * section's holder. A holder whose lease has passed is ended here and not reported (the main query
+ * reads the rows as they were before the CTE's update), so the caller claims again: an expired
+ * lease frees its section without a reaper. Only a claim that found its
+ * section taken runs this, so the claims themselves cost nothing more.
+ * $1 jid, $2 user id, $3 group
  */
 export const claimConflict = `
-SELECT (SELECT state::text FROM job_logs WHERE jid = $1::uuid) AS own_state,
+WITH lapsed AS (${endLapsedLeases('', `j.user_id = $2::text AND j."group" = $3::text AND j.state = 'started'`)})
+SELECT (SELECT CASE WHEN id IN (SELECT id FROM lapsed) THEN 'dead' ELSE state::text END
+          FROM job_logs WHERE jid = $1::uuid) AS own_state,
        (SELECT attempt FROM job_logs WHERE jid = $1::uuid) AS own_attempt,
        (SELECT jid::text FROM job_logs
-         WHERE user_id = $2::text AND "group" = $3::text AND state = 'started') AS holder_jid`;
+         WHERE user_id = $2::text AND "group" = $3::text AND state = 'started'
+           AND id NOT IN (SELECT id FROM lapsed)) AS holder_jid`;
 
-/** $1 jid, $2 attempt */
+/** `error` is the current outcome's: none once finished; the failures of earlier attempts stay in `errors`. $1 jid, $2 attempt */
 export const finish = `
 UPDATE job_logs
-   SET state = 'finished', finished_at = clock_timestamp(), updated_at = clock_timestamp(),
+   SET state = 'finished', error = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp(),
        duration_ms = ${msSince('started_at')}::float8
  WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
 RETURNING id`;
@@ -68,8 +112,7 @@ export const recordFailure = `
 UPDATE job_logs
    SET state = $4::text::"JobState",
        error = $3::jsonb,
-       errors = errors || jsonb_build_array(jsonb_build_object(
-                  'attempt', attempt, 'at', clock_timestamp(), 'error', $3::jsonb)),
+       errors = ${appendError('errors', 'attempt', '$3::jsonb')},
        finished_at = CASE WHEN $4::text = 'started' THEN NULL ELSE clock_timestamp() END,
        duration_ms = CASE WHEN $4::text = 'started' THEN NULL
                      ELSE ${msSince('started_at')}::float8 END,
@@ -191,19 +234,33 @@ SELECT jid::text AS jid, 'claimed' AS outcome FROM inserted`;
 
 /**
  * `claimConflict` for many jobs, after a batch claim (in a new snapshot, so it sees the rows that
- * other jobs of that same statement took). One row per input, in input order.
+ * other jobs of that same statement took). One row per input, in input order. Ends a holder whose
+ * lease has passed, as `claimConflict` does (found by id: `state::text`, see settleBatch).
  * $1 jsonb array of { i, jid, user_id, group }
  */
 export const claimConflicts = `
-SELECT x.i, own.state::text AS own_state, own.attempt AS own_attempt, held.jid::text AS holder_jid
-  FROM jsonb_to_recordset($1::jsonb) AS x(i int, jid uuid, user_id text, "group" text)
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, jid uuid, user_id text, "group" text)
+), holders AS (
+  SELECT x.user_id, x."group", h.id, h.jid
+    FROM (SELECT DISTINCT user_id, "group" FROM input) x
+    CROSS JOIN LATERAL (
+      SELECT id, jid FROM job_logs h
+       WHERE h.user_id = x.user_id AND h."group" = x."group" AND h.state = 'started'
+       LIMIT 1 -- one probe of the section index per section, not a scan of every started row
+    ) h
+), lapsed AS (${endLapsedLeases('FROM holders x', `j.id = x.id AND j.state::text = 'started'`)})
+SELECT x.i, CASE WHEN EXISTS (SELECT 1 FROM lapsed l WHERE l.id = own.id) THEN 'dead' ELSE own.state::text END AS own_state,
+       own.attempt AS own_attempt, held.jid::text AS holder_jid
+  FROM input x
   LEFT JOIN job_logs own ON own.jid = x.jid
-  LEFT JOIN job_logs held ON held.user_id = x.user_id AND held."group" = x."group" AND held.state = 'started'
+  LEFT JOIN holders held ON held.user_id = x.user_id AND held."group" = x."group"
+        AND NOT EXISTS (SELECT 1 FROM lapsed l WHERE l.id = held.id)
  ORDER BY x.i`;
 
 /**
  * Settle many attempts in one statement, each fenced by its attempt like `finish` and
- * `recordFailure`: `state` is `finished` (error NULL: the last error stays, as with `finish`),
+ * `recordFailure`: `state` is `finished` (error NULL: `error` is cleared, as by `finish`),
  * `started` (a failure with a retry due), `failed` or `dead`. Returns the jids that were written;
  * a jid missing from the result was fenced off (a stale attempt).
  * `state::text`: the rows are found by jid alone. Given `state = 'started'`, the planner may read
@@ -217,10 +274,8 @@ WITH input AS (
 )
 UPDATE job_logs j
    SET state = x.state::"JobState",
-       error = COALESCE(x.error, j.error),
-       errors = CASE WHEN x.error IS NULL THEN j.errors
-                ELSE j.errors || jsonb_build_array(jsonb_build_object(
-                       'attempt', j.attempt, 'at', clock_timestamp(), 'error', x.error)) END,
+       error = CASE WHEN x.state = 'finished' THEN NULL ELSE COALESCE(x.error, j.error) END,
+       errors = CASE WHEN x.error IS NULL THEN j.errors ELSE ${appendError('j.errors', 'j.attempt', 'x.error')} END,
        finished_at = CASE WHEN x.state = 'started' THEN NULL ELSE clock_timestamp() END,
        duration_ms = CASE WHEN x.state = 'started' THEN NULL
                      ELSE ${msSince('j.started_at')}::float8 END,
@@ -231,7 +286,8 @@ RETURNING j.jid::text AS jid`;
 
 /**
  * The row of a `joblog.section()`: like `claim`'s insert, with a lease instead of a pg-boss job.
- * The holder renews the lease while it runs; the reaper frees the section once it has passed.
+ * The holder renews the lease while it runs; once it has passed, the next claim of the section
+ * (see `claimConflict`) or the reaper ends the row.
  * $1 jid, $2 queue, $3 job type, $4 user id, $5 group, $6 lease seconds
  */
 export const claimSection = `
@@ -265,15 +321,12 @@ RETURNING id`;
  */
 export const recordLostAttempt = `
 UPDATE job_logs
-   SET errors = errors || jsonb_build_array(jsonb_build_object(
-                  'attempt', $2::int - 1, 'at', clock_timestamp(), 'error', $3::jsonb)),
+   SET errors = ${appendError('errors', '$2::int - 1', '$3::jsonb')},
        error = $3::jsonb
  WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started' AND started_at < $4::timestamptz
    AND NOT jsonb_path_exists(errors, '$[*] ? (@.attempt == $a)', jsonb_build_object('a', $2::int - 1))
 RETURNING id`;
 
-/** One entry of a row's history for an action taken on it. $1 jid, $2 the note (json) */
-const ACTION_ENTRY = `jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', clock_timestamp(), 'error', $2::jsonb))`;
 
 /**
  * `retry` of a dead or failed job: its row is `started` again (and takes its section back) for the
@@ -282,12 +335,12 @@ const ACTION_ENTRY = `jsonb_build_array(jsonb_build_object('attempt', attempt, '
 export const reopenForRetry = `
 UPDATE job_logs
    SET state = 'started', started_at = clock_timestamp(), finished_at = NULL, duration_ms = NULL,
-       errors = errors || ${ACTION_ENTRY}, updated_at = clock_timestamp()
+       errors = ${appendError('errors', 'attempt', '$2::jsonb')}, updated_at = clock_timestamp()
  WHERE jid = $1::uuid AND state IN ('dead', 'failed')
 RETURNING id`;
 
 /** Record an action in a row's history. $1 jid, $2 the note (json) */
 export const noteAction = `
-UPDATE job_logs SET errors = errors || ${ACTION_ENTRY}, updated_at = clock_timestamp()
+UPDATE job_logs SET errors = ${appendError('errors', 'attempt', '$2::jsonb')}, updated_at = clock_timestamp()
  WHERE jid = $1::uuid
 RETURNING id`;

@@ -2,6 +2,7 @@ import type { JobResult, JobWithMetadata } from 'pg-boss';
 import { isConnectionError, isValueError, sqlStateOf } from './db-errors.ts';
 import { AttemptAbortedError, InvalidPayloadError, SectionBusyError, StaleAttemptError } from './errors.ts';
 import { recordError } from './rows.ts';
+import { MESSAGE_CHARS, storableText } from './sanitise.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
 import type { ClaimResult, JobIdentity, LogStore, Settlement, SettleResult } from './store.ts';
 import type { BusyPolicy, GroupOf, JobContext, TrackedHandler, UserIdOf } from './types.ts';
@@ -122,6 +123,10 @@ const RECHECK_AFTER_MS = 1000;
  * signal has aborted (pg-boss gave up on the attempt) or, once the batch has run for a while, when
  * its row is no longer this attempt's (a newer attempt or the reaper took it): the rest of a
  * batch whose first handler outlived its expiry must not run beside the jobs that replaced them.
+ * The outcomes are settled together after the batch, except in a batch that runs long: once it has
+ * run RECHECK_AFTER_MS, the outcomes so far are settled while the next handler runs, so a mate that
+ * finished is `finished` in the log before pg-boss's expiry can hand it to another worker.
+ * Resolves to the settlements still to write.
  */
 async function runAll<T>(
   store: LogStore,
@@ -130,8 +135,13 @@ async function runAll<T>(
   runnable: Admitted<T>[],
   results: Map<string, JobResult>,
 ): Promise<Settlement[]> {
-  const settlements: Settlement[] = [];
-  let checkedAt = performance.now();
+  const started = performance.now();
+  const pending: Settlement[] = [];
+  const flushes: Promise<void>[] = [];
+  const flush = () => {
+    if (pending.length > 0) flushes.push(settleAll(store, warn, pending.splice(0)));
+  };
+  let checkedAt = started;
   let owned: Set<string> | null = null; // null: every row, as the claim left them
   for (const [i, entry] of runnable.entries()) {
     if (performance.now() - checkedAt > RECHECK_AFTER_MS) {
@@ -146,14 +156,20 @@ async function runAll<T>(
       // The row is still this attempt's: say why it ended, as a failure of the attempt.
       const error = new AttemptAbortedError(entry.job.id, entry.attempt.attempt);
       results.set(entry.job.id, { id: entry.job.id, status: entry.attempt.failStatus, output: recordError(error) });
-      settlements.push({ jid: entry.job.id, attempt: entry.attempt.attempt, state: nextState(entry.attempt), error });
+      pending.push({ jid: entry.job.id, attempt: entry.attempt.attempt, state: nextState(entry.attempt), error });
       continue;
     }
-    const { result, settlement } = await runClaimed(store, handler, entry);
-    results.set(entry.job.id, result);
-    settlements.push(settlement);
+    const timer = pending.length > 0 ? setTimeout(flush, Math.max(0, RECHECK_AFTER_MS - (performance.now() - started))) : null;
+    try {
+      const { result, settlement } = await runClaimed(store, handler, entry);
+      results.set(entry.job.id, result);
+      pending.push(settlement);
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
   }
-  return settlements;
+  await Promise.all(flushes);
+  return pending;
 }
 
 /** The jids of `entries` whose rows are still theirs; none when that cannot be read (then none may start). */
@@ -195,7 +211,7 @@ function claimFailed(warn: WarningSink, job: JobWithMetadata<unknown>, cause: un
 }
 
 /** One short line for a JSON logger, naming the write that failed; the database's own text stays in `cause`. */
-function logWriteFailed(warn: WarningSink, operation: string, jid: string, attempt: number, cause: unknown): void {
+export function logWriteFailed(warn: WarningSink, operation: string, jid: string, attempt: number, cause: unknown): void {
   warn({ code: 'LOG_WRITE_FAILED', message: `log write failed (${operation}) for job ${jid} attempt ${attempt}`, jid, attempt, cause });
 }
 
@@ -401,7 +417,8 @@ function lostAttemptError(attempt: number, output: unknown): { name: string; cod
   const o = output as { message?: unknown; value?: { message?: unknown } };
   const message = typeof o?.message === 'string' ? o.message : o?.value?.message;
   const reason = typeof message === 'string' ? message : JSON.stringify(output);
-  return { name: 'AttemptLost', code: 'ATTEMPT_LOST', message: `attempt ${attempt} ended without settling its row: ${reason}` };
+  const text = `attempt ${attempt} ended without settling its row: ${reason}`;
+  return { name: 'AttemptLost', code: 'ATTEMPT_LOST', message: storableText(text, MESSAGE_CHARS) };
 }
 
 /**

@@ -115,34 +115,58 @@ describe('one true row per job when the log fails', () => {
     expect(warnings.filter((w) => w.code === 'STALE_ATTEMPT')).toEqual([]);
   });
 
-  test('batch-mates never start once their batch has lost its rows to a newer attempt', async () => {
+  /**
+   * A batch of two whose blocking handler outlives the batch's expiry: the batch's first handler
+   * (`blocker: 'first'`) or its second. pg-boss hands a batch over in no set order, so the jobs are
+   * told apart by when their handlers ran.
+   */
+  async function longBatch(blocker: 'first' | 'second') {
     const { boss, joblog, warnings } = await tracked(db);
     const queue = queueName('mates');
     await boss.createQueue(queue, { retryLimit: 1, expireInSeconds: 1 });
-    const firstStarted = gate();
-    const releaseFirst = gate();
-    const calls: string[] = [];
-    await joblog.work<{ name: string }>(queue, {
-      ...FAST, batchSize: 2, localConcurrency: 2, type: 'financial_data_import', group: 'financial', userId: (j) => `u-mate-${j.data.name}`,
+    const blockerStarted = gate();
+    const releaseBlocker = gate();
+    const calls: { jid: string; attempt: number }[] = [];
+    let blockerJid = '';
+    await joblog.work(queue, {
+      ...FAST, batchSize: 2, localConcurrency: 2, type: 'financial_data_import', group: 'financial', userId: (j: any) => `u-mate-${j.data.n}`,
     }, async (job, ctx) => {
-      calls.push(`${job.data.name}@${ctx.attempt}`);
-      if (job.data.name === 'a' && ctx.attempt === 1) {
-        firstStarted.open();
-        await releaseFirst.promise;
+      calls.push({ jid: job.id, attempt: ctx.attempt });
+      const firstAttempts = calls.filter((c) => c.attempt === 1).length;
+      if (ctx.attempt === 1 && firstAttempts === (blocker === 'first' ? 1 : 2)) {
+        blockerJid = job.id;
+        blockerStarted.open();
+        await releaseBlocker.promise;
       }
     });
-    const [a, b] = [randomUUID(), randomUUID()];
-    await boss.insert(queue, [{ id: a, data: { name: 'a' } }, { id: b, data: { name: 'b' } }]);
-    await firstStarted.promise;
+    const jids = [randomUUID(), randomUUID()];
+    await boss.insert(queue, jids.map((id, n) => ({ id, data: { n } })));
+    await blockerStarted.promise;
     await new Promise((r) => setTimeout(r, 1500));
     await boss.supervise(queue); // both jobs of the batch expire; their retries run on the other loop
-    await waitForRow(joblog, b, ['finished']);
-    expect((await joblog.get(b))!.attempt).toBe(2);
-    releaseFirst.open();
-    await waitForRow(joblog, a, ['finished']);
+    const mate = jids.find((j) => j !== blockerJid)!;
+    const runsOf = (jid: string) => calls.filter((c) => c.jid === jid).map((c) => c.attempt);
+    return { joblog, warnings, runsOf, blockerJid, mate, releaseBlocker };
+  }
+
+  test('batch-mates never start once their batch has lost their rows to a newer attempt', async () => {
+    const { joblog, warnings, runsOf, blockerJid, mate, releaseBlocker } = await longBatch('first');
+    await waitForRow(joblog, mate, ['finished']);
+    expect((await joblog.get(mate))!.attempt).toBe(2);
+    releaseBlocker.open();
+    await waitForRow(joblog, blockerJid, ['finished']);
     await new Promise((r) => setTimeout(r, 500));
-    expect(calls.filter((c) => c.startsWith('b'))).toEqual(['b@2']); // b@1 never started after its batch lost it
-    expect(warnings.some((w) => w.code === 'STALE_ATTEMPT' && w.jid === b && /handler was not started/.test(w.message))).toBe(true);
+    expect(runsOf(mate)).toEqual([2]); // attempt 1 never started after its batch lost it
+    expect(warnings.some((w) => w.code === 'STALE_ATTEMPT' && w.jid === mate && /handler was not started/.test(w.message))).toBe(true);
+  });
+
+  test('a mate that finished before its batch ran long is settled while the batch runs: its retry finds it finished and does not run it again', async () => {
+    const { joblog, runsOf, blockerJid, mate, releaseBlocker } = await longBatch('second');
+    expect(await joblog.get(mate)).toMatchObject({ state: 'finished', attempt: 1 }); // settled at ~1 s, before the expiry
+    await new Promise((r) => setTimeout(r, 1000)); // its retry has been fetched and found the row finished
+    releaseBlocker.open();
+    await waitForRow(joblog, blockerJid, ['finished']);
+    expect(runsOf(mate)).toEqual([1]);
   });
 
   test('a settle cut by a connection blip is tried again: the row ends finished and pg-boss completes the job once', async () => {

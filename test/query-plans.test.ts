@@ -1,9 +1,11 @@
 // Each query of the API reads through an index, shown by PostgreSQL's own EXPLAIN on a log of
 // 20,000 analysed rows. The statements are the ones the API really sends: a pass-through client
 // records them.
+import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { createJobLog, type PrismaLike } from '../src/index.ts';
 import { countDoomed, deleteBatch } from '../src/maintenance/pruner.ts';
+import * as sql from '../src/sql.ts';
 import { makeRows } from '../scripts/lib/make-rows.ts';
 import { setupTestDb } from './helpers/db.ts';
 
@@ -81,6 +83,15 @@ describe('query plans', () => {
     const pruned = await scans(batch, true);
     expect(pruned).toEqual(expect.arrayContaining(['Index Scan:job_logs_state_finished_idx', 'Index Scan:job_logs_pkey']));
     expect(pruned).not.toContain('Seq Scan');
+
+    // A claim that found its section taken ends a holder whose lease passed: through the section index.
+    const conflict = await scans({ sql: sql.claimConflict, values: [randomUUID(), 'user-42', 'financial'] }, true);
+    expect(conflict.join(' ')).toMatch(/Index Scan:job_logs_section_key\b/);
+    expect(conflict).not.toContain('Seq Scan');
+    const input = Array.from({ length: 50 }, (_, i) => ({ i, jid: randomUUID(), user_id: `user-${i}`, group: 'financial' }));
+    const conflicts = await scans({ sql: sql.claimConflicts, values: [JSON.stringify(input)] }, true);
+    expect(conflicts.join(' ')).toMatch(/Index Scan:job_logs_section_key\b/);
+    expect(conflicts).not.toContain('Seq Scan');
 
     // With sequential scans off: every other filter has an index to use.
     const noSeq = [

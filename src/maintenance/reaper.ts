@@ -8,6 +8,8 @@
 // at once, from any process, and a row is never transitioned twice.
 import { z } from 'zod';
 import { bossSchemaName, maxHoldSchema, parseOptions } from '../options.ts';
+import { MESSAGE_CHARS } from '../sanitise.ts';
+import { appendError, leaseExpiredMessage } from '../sql.ts';
 import type { PrismaLike, ReapResult } from '../types.ts';
 
 export const reapOptionsSchema = z.strictObject({
@@ -54,10 +56,10 @@ WITH candidates AS (
 ), reasons AS (
   SELECT v.*,
     jsonb_build_object('name', 'ReaperError', 'code', v.verdict, 'message', CASE v.verdict
-      WHEN 'LEASE_EXPIRED' THEN 'section holder lost: its lease expired at ' || v.lease_until::text
+      WHEN 'LEASE_EXPIRED' THEN ${leaseExpiredMessage('v.lease_until')}
       WHEN 'JOB_MISSING' THEN 'job no longer exists in pg-boss'
       WHEN 'JOB_FAILED' THEN 'worker lost: pg-boss failed the job'
-        || COALESCE(' (' || COALESCE(v.output ->> 'message', v.output -> 'value' ->> 'message') || ')', '')
+        || COALESCE(' (' || left(COALESCE(v.output ->> 'message', v.output -> 'value' ->> 'message'), ${MESSAGE_CHARS}) || ')', '')
       WHEN 'JOB_CANCELLED' THEN 'job cancelled in pg-boss'
       WHEN 'MAX_HOLD_EXCEEDED' THEN 'held its section longer than maxHoldSeconds ('
         || v.max_hold::text || ' s) while waiting for its retry'
@@ -67,10 +69,8 @@ WITH candidates AS (
 ), settled AS (
   UPDATE job_logs l
      SET state = CASE WHEN r.verdict = 'COMPLETED' THEN 'finished' ELSE 'dead' END::"JobState",
-         error = CASE WHEN r.verdict = 'COMPLETED' THEN l.error ELSE r.reason END,
-         errors = CASE WHEN r.verdict = 'COMPLETED' THEN l.errors
-                  ELSE l.errors || jsonb_build_array(jsonb_build_object(
-                         'attempt', l.attempt, 'at', clock_timestamp(), 'error', r.reason)) END,
+         error = CASE WHEN r.verdict = 'COMPLETED' THEN NULL ELSE r.reason END,
+         errors = CASE WHEN r.verdict = 'COMPLETED' THEN l.errors ELSE ${appendError('l.errors', 'l.attempt', 'r.reason')} END,
          finished_at = COALESCE(CASE WHEN r.verdict = 'COMPLETED' THEN r.completed_on END, clock_timestamp()),
          duration_ms = round(extract(epoch FROM COALESCE(CASE WHEN r.verdict = 'COMPLETED' THEN r.completed_on END,
                                                          clock_timestamp()) - l.started_at) * 1000)::float8,

@@ -116,10 +116,17 @@ function describeRow(r: JobLogRow, ctx: CommandContext): string {
   const errors = r.errors.length || !r.error ? r.errors : [{ attempt: r.attempt, at: (r.finishedAt ?? r.startedAt).toISOString(), error: r.error }];
   for (const e of errors) {
     lines.push('', `attempt ${e.attempt} failed at ${formatDate(new Date(e.at), ctx.style)}: ${e.error.name}: ${e.error.message}`);
-    const stack = e.error.stack?.split('\n').slice(1).map((l) => `  ${l.trim()}`);
+    const stack = framesOnly(e.error.stack)?.map((l) => `  ${l.trim()}`);
     if (stack?.length) lines.push(...stack);
   }
   return lines.join('\n');
+}
+
+/** A stack's frames; rows written before the header line (name: message) was dropped still have it. */
+function framesOnly(stack: string | undefined): string[] | undefined {
+  const lines = stack?.split('\n');
+  if (lines && lines[0] !== undefined && !/^\s*at /.test(lines[0])) lines.shift();
+  return lines;
 }
 
 export const statsCommand: Command = {
