@@ -1,6 +1,6 @@
 // What a command runs with: its output streams and style, and a job log on a PrismaClient the
 // CLI makes from the URL (the CLI is an application; the library never makes a client).
-import { PrismaPg } from '@prisma/adapter-pg';
+import { JobLogError } from '../errors.ts';
 import { createJobLog, type JobLog } from '../joblog.ts';
 import type { PrismaLike } from '../types.ts';
 import { str, UsageError, type Parsed } from './args.ts';
@@ -74,6 +74,7 @@ export class CommandContext {
     if (!this.#client) {
       const url = this.url;
       const { PrismaClient } = await importPrismaClient();
+      const { PrismaPg } = await importAdapter();
       const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
       const bossSchema = this.#bossSchema;
       this.#client = { prisma, joblog: createJobLog({ prisma, ...(bossSchema === undefined ? {} : { bossSchema }) }) };
@@ -93,6 +94,16 @@ export class CommandContext {
   async close(): Promise<void> {
     await this.#boss?.stop({ graceful: false });
     await this.#client?.prisma.$disconnect();
+  }
+}
+
+// An optional peer of the library: only the CLI needs it.
+async function importAdapter(): Promise<typeof import('@prisma/adapter-pg')> {
+  try {
+    return await import('@prisma/adapter-pg');
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new JobLogError('MISSING_PEER', 'the joblog CLI needs the optional peer @prisma/adapter-pg: npm install @prisma/adapter-pg@7', { cause: error });
   }
 }
 
