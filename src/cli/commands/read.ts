@@ -1,5 +1,5 @@
 // The read-only commands: list, show, stats, sections.
-import type { FindQuery, HeldSection, JobLogRow, JobState, JobTypeStats, StatsBucketRow } from '../../types.ts';
+import type { FindQuery, HeldSection, JobLogListRow, JobLogRow, JobState, JobTypeStats, StatsBucketRow } from '../../types.ts';
 import { list, parseFlags, pastPoint, positiveInt, str, UsageError, type Options } from '../args.ts';
 import type { CommandContext } from '../context.ts';
 import { formatDate, formatDuration, formatRate, table, type Column } from '../format.ts';
@@ -47,7 +47,7 @@ function findQuery(values: ReturnType<typeof parseFlags>['values']): FindQuery {
   };
 }
 
-function rowColumns(ctx: CommandContext): Column<JobLogRow>[] {
+function rowColumns(ctx: CommandContext): Column<JobLogListRow>[] {
   return [
     { header: 'STARTED', value: (r) => formatDate(r.startedAt, ctx.style) },
     { header: 'JID', value: (r) => r.jid },
@@ -57,7 +57,7 @@ function rowColumns(ctx: CommandContext): Column<JobLogRow>[] {
     { header: 'GROUP', value: (r) => r.group ?? '-' },
     { header: 'TRY', value: (r) => `${r.attempt}/${r.maxAttempts}`, right: true },
     { header: 'DURATION', value: (r) => formatDuration(r.durationMs), right: true },
-    { header: 'ERROR', value: (r) => r.error?.message ?? '', shrink: true },
+    { header: 'ERROR', value: (r) => (r.error ? `${r.error.message}${r.error.truncated ? '…' : ''}` : ''), shrink: true },
   ];
 }
 
