@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { JobLogError, QueryTimeoutError, ReadCancelledError } from './errors.ts';
 import { parseOptions } from './options.ts';
 import * as sql from './sql.ts';
+import type { TransactionalPrisma } from './store.ts';
 import type { PrismaLike, ReadOptions } from './types.ts';
 
 /** What the dashboard and the CLI give each statement unless told otherwise. */
@@ -35,13 +36,14 @@ export async function boundedRead<T>(
 ): Promise<T> {
   const { statementTimeoutMs: timeoutMs, signal } = parseOptions(readOptionsSchema, options ?? {}, `${what} (read options)`);
   if (timeoutMs === undefined && signal === undefined) return read(prisma);
-  if (typeof prisma.$transaction !== 'function') {
+  const client = prisma as TransactionalPrisma;
+  if (typeof client.$transaction !== 'function') {
     throw new JobLogError('NO_TRANSACTIONS', `${what}: statementTimeoutMs and signal need the client's $transaction (a PrismaClient has it)`);
   }
   if (signal?.aborted) throw new ReadCancelledError(what, { cause: signal.reason });
   try {
-    return await prisma.$transaction(
-      async (tx: PrismaLike) => {
+    return await client.$transaction(
+      async (tx) => {
         const [backend] = await tx.$queryRawUnsafe<{ pid: number; xact_start: string }[]>(sql.beginRead, timeoutMs ?? null);
         let over = false;
         // A cancel that lands between two statements cancels nothing: send it again until the

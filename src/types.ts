@@ -7,8 +7,6 @@ import type { StandardSchemaV1 } from './standard-schema.ts';
  */
 export interface PrismaLike {
   $queryRawUnsafe<T = unknown>(query: string, ...values: any[]): PromiseLike<T>;
-  /** Interactive transactions: used only by reads given a `ReadOptions` (timeout, signal). */
-  $transaction?<R>(fn: (tx: any) => Promise<R>, options?: { maxWait?: number; timeout?: number }): Promise<R>;
 }
 
 /** The part of a PgBoss instance the library uses. */
