@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { setupTestDb } from './helpers/db.ts';
+import { lockJobLogs } from './helpers/lock.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const db = setupTestDb('cli');
@@ -165,14 +166,12 @@ describe('joblog CLI', () => {
   });
 
   test('a read that outlives --statement-timeout is cancelled: exit 1 naming the flag', async () => {
-    const locker = await db.pool.connect();
+    const lock = await lockJobLogs(db.pool);
     try {
-      await locker.query('BEGIN; LOCK TABLE job_logs IN ACCESS EXCLUSIVE MODE');
       failed(await cli(['list', '--statement-timeout', '50']), 1, /^joblog list: .*ran longer than 50 ms and was cancelled.*--statement-timeout/);
       failed(await cli(['stats', '--statement-timeout', 'soon']), 2, /--statement-timeout: expected a positive integer/);
     } finally {
-      await locker.query('ROLLBACK');
-      locker.release();
+      await lock.release();
     }
   });
 

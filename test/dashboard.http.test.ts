@@ -1,7 +1,6 @@
 // The dashboard over plain HTTP: who gets in, what it refuses, the headers it sends, and the
 // 400 page for each kind of bad parameter. Pages are read from a real log (see helpers/dashboard).
 import { createHash } from 'node:crypto';
-import type pg from 'pg';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -9,6 +8,7 @@ import { createDashboard, InvalidOptionsError, nodeListener, serve, type ServedD
 import { html } from '../src/dashboard/html.ts';
 import { setupTestDb } from './helpers/db.ts';
 import { seedDashboard, TOKEN, type Seeded } from './helpers/dashboard.ts';
+import { lockJobLogs, waitingOnLocks, type TableLock } from './helpers/lock.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const db = setupTestDb('dashboard_http');
@@ -283,74 +283,59 @@ describe('job page stacks', () => {
 });
 
 describe('reads that cannot hurt the app', () => {
-  // A lock held by another connection makes every read of job_logs wait: a query that would run too long.
-  let locker: pg.PoolClient | undefined;
-  const lockTable = async () => {
-    locker = await db.pool.connect();
-    await locker.query('BEGIN; LOCK TABLE job_logs IN ACCESS EXCLUSIVE MODE');
-  };
-  afterEach(async () => {
-    await locker?.query('ROLLBACK');
-    locker?.release();
-    locker = undefined;
-  });
-  const waitingOnTheLock = async () =>
-    (await db.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity
-                           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%job_logs%'`)).rows[0].n as number;
-  const dashboard = (options: Partial<Parameters<typeof createDashboard>[0]>) =>
-    serve({ handler: createDashboard({ joblog: seeded.joblog, token: TOKEN, ...options }), port: 0 });
+  let lock: TableLock | undefined;
+  afterEach(() => lock?.release());
+  const waitingOnTheLock = () => waitingOnLocks(db.pool);
+  /** A dashboard with these options, served while job_logs is locked. */
+  async function whileLocked(options: Partial<Parameters<typeof createDashboard>[0]>, run: (url: string) => Promise<void>) {
+    const dashboard = await serve({ handler: createDashboard({ joblog: seeded.joblog, token: TOKEN, ...options }), port: 0 });
+    try {
+      lock = await lockJobLogs(db.pool);
+      await run(dashboard.url);
+    } finally {
+      await dashboard.close();
+    }
+  }
+  const page = (base: string, path: string, signal?: AbortSignal) => fetch(new URL(path, base), { headers: bearer, signal });
 
   test('a page whose query outlives statementTimeoutMs is a 503, and the app\'s client goes on', async () => {
-    const slow = await dashboard({ statementTimeoutMs: 100 });
-    try {
-      await lockTable();
+    await whileLocked({ statementTimeoutMs: 100 }, async (base) => {
       for (const path of ['/', '/jobs', `/jobs/${seeded.jids.dead}`]) {
-        const res = await fetch(new URL(path, slow.url), { headers: bearer });
+        const res = await page(base, path);
         expect(res.status, path).toBe(503);
         expect(await res.text()).toContain('ran longer than 100 ms');
       }
       expect(await waitingOnTheLock()).toBe(0);
       expect(await db.prisma.$queryRawUnsafe('SELECT 1 AS one')).toEqual([{ one: 1 }]);
-    } finally {
-      await slow.close();
-    }
+    });
   });
 
   test('requests beyond maxConcurrentQueries wait queueWaitMs, then get a 503 with Retry-After', async () => {
-    const narrow = await dashboard({ maxConcurrentQueries: 1, queueWaitMs: 50, statementTimeoutMs: 3000 });
-    try {
-      await lockTable();
-      const first = fetch(new URL('/jobs', narrow.url), { headers: bearer });
+    await whileLocked({ maxConcurrentQueries: 1, queueWaitMs: 50, statementTimeoutMs: 3000 }, async (base) => {
+      const first = page(base, '/jobs');
       await waitFor('the first request to wait on the lock', async () => (await waitingOnTheLock()) === 1);
-      const second = await fetch(new URL('/jobs', narrow.url), { headers: bearer });
+      const second = await page(base, '/jobs');
       expect(second.status).toBe(503);
       expect(second.headers.get('retry-after')).toBe('3');
       expect(await second.text()).toContain('Busy');
-      await locker!.query('ROLLBACK');
+      await lock!.release();
       expect((await first).status).toBe(200);
-      expect((await fetch(new URL('/jobs', narrow.url), { headers: bearer })).status).toBe(200);
-    } finally {
-      await narrow.close();
-    }
+      expect((await page(base, '/jobs')).status).toBe(200);
+    });
   });
 
   test('a request that goes away has its statement cancelled, and queued ones never start', async () => {
-    const patient = await dashboard({ maxConcurrentQueries: 1, queueWaitMs: 30_000, statementTimeoutMs: 30_000 });
-    try {
-      await lockTable();
-      const gone = [0, 1, 2].map(() =>
-        fetch(new URL('/', patient.url), { headers: bearer, signal: AbortSignal.timeout(300) }).catch((e: Error) => e.name));
+    await whileLocked({ maxConcurrentQueries: 1, queueWaitMs: 30_000, statementTimeoutMs: 30_000 }, async (base) => {
+      const gone = [0, 1, 2].map(() => page(base, '/', AbortSignal.timeout(300)).catch((e: Error) => e.name));
       await waitFor('the running request to wait on the lock', async () => (await waitingOnTheLock()) === 1);
       expect(await Promise.all(gone)).toEqual(['TimeoutError', 'TimeoutError', 'TimeoutError']);
       await waitFor('no statement left waiting', async () => (await waitingOnTheLock()) === 0, 3000);
       // the turn came back: with the lock still held, a new page waits its own statement out
       const [again] = await Promise.all([
-        fetch(new URL('/jobs', patient.url), { headers: bearer }),
-        waitFor('the next request to run', async () => (await waitingOnTheLock()) === 1, 3000).then(() => locker!.query('ROLLBACK')),
+        page(base, '/jobs'),
+        waitFor('the next request to run', async () => (await waitingOnTheLock()) === 1, 3000).then(() => lock!.release()),
       ]);
       expect(again.status).toBe(200);
-    } finally {
-      await patient.close();
-    }
+    });
   });
 });

@@ -1,10 +1,10 @@
 // Reads that cannot hurt the app: a list row reads only what a list shows, and a read given a
 // statement timeout or a signal is cancelled on the server, leaving the app's client as it was.
 import { randomUUID } from 'node:crypto';
-import type pg from 'pg';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createJobLog, QueryTimeoutError, ReadCancelledError, type JobLog } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
+import { lockJobLogs, waitingOnLocks, type TableLock } from './helpers/lock.ts';
 
 const db = setupTestDb('reads');
 let joblog: JobLog;
@@ -44,22 +44,12 @@ describe('find reads only what a list shows', () => {
 });
 
 describe('bounded reads', () => {
-  let locker: pg.PoolClient | undefined;
-  afterEach(async () => {
-    await locker?.query('ROLLBACK');
-    locker?.release();
-    locker = undefined;
-  });
+  let lock: TableLock | undefined;
+  afterEach(() => lock?.release());
   const lockTable = async () => {
-    locker = await db.pool.connect();
-    await locker.query('BEGIN; LOCK TABLE job_logs IN ACCESS EXCLUSIVE MODE');
+    lock = await lockJobLogs(db.pool);
   };
-  const waitingOnTheLock = async () => {
-    const { rows } = await db.pool.query(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-    );
-    return rows[0].n as number;
-  };
+  const waitingOnTheLock = () => waitingOnLocks(db.pool);
 
   test('a statement past statementTimeoutMs is cancelled: QueryTimeoutError, and the client is as it was', async () => {
     await lockTable();
@@ -77,7 +67,7 @@ describe('bounded reads', () => {
     // SET LOCAL: the timeout ended with the read's transaction
     const settings = await Promise.all(Array.from({ length: 12 }, () => db.prisma.$queryRawUnsafe<{ statement_timeout: string }[]>('SHOW statement_timeout')));
     expect(new Set(settings.map(([s]) => s!.statement_timeout))).toEqual(new Set(['0']));
-    await locker!.query('ROLLBACK');
+    await lock!.release();
     expect((await joblog.find({}, { statementTimeoutMs: 5000 })).rows).toHaveLength(2);
   });
 
