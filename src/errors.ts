@@ -93,3 +93,20 @@ export class ActionRefusedError extends JobLogError {
     this.reason = reason;
   }
 }
+
+/** A read ran past its `statementTimeoutMs` (the server cancelled it), or found no connection in that time. */
+export class QueryTimeoutError extends JobLogError {
+  readonly timeoutMs: number;
+
+  constructor(what: string, timeoutMs: number, options?: { cause?: unknown }) {
+    super('QUERY_TIMEOUT', `${what}: the query ran longer than ${timeoutMs} ms and was cancelled (statement timeout); narrow the filters or window, or allow more time`, options);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** A read's `signal` aborted: its statement was cancelled on the server. */
+export class ReadCancelledError extends JobLogError {
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('READ_CANCELLED', `${what}: cancelled by its signal`, options);
+  }
+}

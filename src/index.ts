@@ -20,6 +20,8 @@ export {
   StaleAttemptError,
   AttemptAbortedError,
   ActionRefusedError,
+  QueryTimeoutError,
+  ReadCancelledError,
 } from './errors.ts';
 export type { ActionName, ActionOptions, ActionResult } from './actions.ts';
 export type { BusyEvent, JobLogWarning } from './tracker.ts';
@@ -33,6 +35,7 @@ export type {
   WaitPolicy,
   DateInput,
   DurationInput,
+  ErrorSummary,
   FindQuery,
   FindResult,
   HeldSection,
@@ -49,7 +52,9 @@ export type {
   FencedOptions,
   PrismaTransaction,
   JobLogOptions,
+  JobLogListRow,
   JobLogRow,
+  ReadOptions,
   JobState,
   PrismaLike,
   RecordedError,

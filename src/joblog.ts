@@ -11,7 +11,7 @@ import { runSection } from './section.ts';
 import { LogStore } from './store.ts';
 import { createBatchHandler, normaliseUserId, type BusyEvent, type JobLogWarning } from './tracker.ts';
 import { InvalidOptionsError } from './errors.ts';
-import { find, sections, stats } from './queries.ts';
+import { find, get, sections, stats } from './queries.ts';
 import { prune } from './maintenance/pruner.ts';
 import { reap } from './maintenance/reaper.ts';
 import { cancelJob, releaseSection, retryJob, type ActionDeps, type ActionOptions, type ActionResult } from './actions.ts';
@@ -27,6 +27,7 @@ import type {
   PrismaLike,
   PruneOptions,
   PruneResult,
+  ReadOptions,
   ReapResult,
   SectionsQuery,
   StatsQuery,
@@ -247,25 +248,30 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     return this.#store.holder(normaliseUserId(q.userId)!, q.group);
   }
 
-  /** The row of one job, by pg-boss id. */
-  async get(jid: string): Promise<JobLogRow | null> {
+  // Each read takes `ReadOptions` (statement timeout, abort signal): see types.ts.
+
+  /** The whole row of one job, by pg-boss id: every attempt's error, stacks included. */
+  async get(jid: string, options?: ReadOptions): Promise<JobLogRow | null> {
     const id = parseOptions(jidSchema, jid, 'get (jid)');
-    return this.#store.byJid(id);
+    return get(this.#prisma, id, options);
   }
 
-  /** Rows matching every filter, newest first, one keyset page at a time (`nextCursor`). */
-  async find(query: FindQuery = {}): Promise<FindResult> {
-    return find(this.#prisma, query);
+  /**
+   * Rows matching every filter, newest first, one keyset page at a time (`nextCursor`). A row
+   * carries the start of its last error's message, not the error documents: `get(jid)` has them.
+   */
+  async find(query: FindQuery = {}, options?: ReadOptions): Promise<FindResult> {
+    return find(this.#prisma, query, options);
   }
 
   /** Per job type in [since, until): counts by state, failure rate, duration p50/p95/max; optional buckets. */
-  async stats(query: StatsQuery): Promise<StatsResult> {
-    return stats(this.#prisma, query);
+  async stats(query: StatsQuery, options?: ReadOptions): Promise<StatsResult> {
+    return stats(this.#prisma, query, options);
   }
 
   /** Every section held now, with its pg-boss job's state and whether it looks stale. */
-  async sections(query: SectionsQuery = {}): Promise<HeldSection[]> {
-    return sections(this.#prisma, { bossSchema: this.#bossSchema, ...query });
+  async sections(query: SectionsQuery = {}, options?: ReadOptions): Promise<HeldSection[]> {
+    return sections(this.#prisma, { bossSchema: this.#bossSchema, ...query }, options);
   }
 
   /** Delete settled rows (never `started`) that finished before `olderThan`, in short batches. */

@@ -5,17 +5,20 @@ import { z } from 'zod';
 import { InvalidOptionsError, JobLogError } from './errors.ts';
 import { parseDate } from './duration.ts';
 import { parseOptions } from './options.ts';
-import { toJobLogRow } from './rows.ts';
-import { COLUMNS } from './sql.ts';
+import { boundedRead } from './reads.ts';
+import { toJobLogListRow, toJobLogRow } from './rows.ts';
+import { byJid, LIST_COLUMNS } from './sql.ts';
 import { normaliseUserId } from './tracker.ts';
 import type {
   BossJobState,
   FindQuery,
   FindResult,
   HeldSection,
+  JobLogRow,
   JobState,
   JobTypeStats,
   PrismaLike,
+  ReadOptions,
   SectionsQuery,
   StatsBucketRow,
   StatsQuery,
@@ -109,8 +112,11 @@ export function decodeCursor(cursor: string): CursorPosition | null {
   return { startedAt, id: BigInt(id) };
 }
 
-/** Rows matching every filter, newest first by (started_at, id), one keyset page at a time. */
-export async function find(prisma: PrismaLike, query: FindQuery = {}): Promise<FindResult> {
+/**
+ * Rows matching every filter, newest first by (started_at, id), one keyset page at a time.
+ * A list row leaves the error documents out (see `LIST_COLUMNS`).
+ */
+export async function find(prisma: PrismaLike, query: FindQuery = {}, options?: ReadOptions): Promise<FindResult> {
   const q = parseOptions(findQuerySchema, query, 'find');
   const where = new Where();
   if (q.jid !== undefined) where.add((p) => `jid = ${p}::uuid`, q.jid);
@@ -134,11 +140,19 @@ export async function find(prisma: PrismaLike, query: FindQuery = {}): Promise<F
     where.clauses.push(`(started_at, id) < (${at}::timestamptz, ${id}::bigint)`);
   }
   const limit = where.param(q.limit + 1);
-  const statement = `SELECT ${COLUMNS} FROM job_logs ${where} ORDER BY started_at DESC, id DESC LIMIT ${limit}::int`;
-  const raw = (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...where.values)) ?? [];
-  const rows = raw.slice(0, q.limit).map(toJobLogRow);
+  const statement = `SELECT ${LIST_COLUMNS} FROM job_logs ${where} ORDER BY started_at DESC, id DESC LIMIT ${limit}::int`;
+  const raw = await boundedRead(prisma, 'find', options, async (db) =>
+    (await db.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...where.values)) ?? []);
+  const rows = raw.slice(0, q.limit).map(toJobLogListRow);
   const last = rows.at(-1);
   return { rows, nextCursor: raw.length > q.limit && last ? encodeCursor(last) : null };
+}
+
+/** The whole row of one job, error documents included. `jid` is a checked UUID. */
+export async function get(prisma: PrismaLike, jid: string, options?: ReadOptions): Promise<JobLogRow | null> {
+  const [row] = await boundedRead(prisma, 'get', options, async (db) =>
+    (await db.$queryRawUnsafe<Record<string, unknown>[]>(byJid, jid)) ?? []);
+  return row ? toJobLogRow(row) : null;
 }
 
 // ---- stats ----
@@ -150,7 +164,7 @@ const BUCKET_ORIGIN = '2001-01-01T00:00:00Z';
 const SETTLED_RUN = `state IN ('finished', 'failed', 'dead')`;
 
 /** Per job type: counts by state, failure rate, duration percentiles; optionally per bucket. */
-export async function stats(prisma: PrismaLike, query: StatsQuery): Promise<StatsResult> {
+export async function stats(prisma: PrismaLike, query: StatsQuery, options?: ReadOptions): Promise<StatsResult> {
   const q = parseOptions(statsQuerySchema, query, 'stats');
   const since = parseDate(q.since)!;
   const until = q.until === undefined ? new Date() : parseDate(q.until)!;
@@ -173,10 +187,12 @@ SELECT job_type::text AS job_type, count(*)::int AS total,
   FROM job_logs ${where}
  GROUP BY job_type
  ORDER BY job_type::text`;
-  const rawTypes = (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(byTypeSql, ...where.values)) ?? [];
-  const result: StatsResult = { since, until, byType: rawTypes.map(toTypeStats) };
-  if (bucket) result.buckets = await bucketCounts(prisma, where, bucket);
-  return result;
+  return boundedRead(prisma, 'stats', options, async (db) => {
+    const rawTypes = (await db.$queryRawUnsafe<Record<string, unknown>[]>(byTypeSql, ...where.values)) ?? [];
+    const result: StatsResult = { since, until, byType: rawTypes.map(toTypeStats) };
+    if (bucket) result.buckets = await bucketCounts(db, where, bucket);
+    return result;
+  });
 }
 
 function normaliseBucket(bucket: string, since: Date, until: Date): string {
@@ -232,18 +248,8 @@ function toTypeStats(raw: Record<string, unknown>): JobTypeStats {
 const SETTLED_BOSS_STATES: BossJobState[] = ['completed', 'failed', 'cancelled'];
 
 /** Every section held now, oldest first, with its pg-boss job's state and a staleness verdict. */
-export async function sections(prisma: PrismaLike, query: SectionsQuery = {}): Promise<HeldSection[]> {
+export async function sections(prisma: PrismaLike, query: SectionsQuery = {}, options?: ReadOptions): Promise<HeldSection[]> {
   const q = parseOptions(sectionsQuerySchema, query, 'sections');
-  const [exists] = (await prisma.$queryRawUnsafe<{ found: boolean }[]>(
-    `SELECT to_regclass($1::text) IS NOT NULL AS found`,
-    `${q.bossSchema}.job`,
-  )) ?? [];
-  if (!exists?.found) {
-    throw new JobLogError(
-      'BOSS_SCHEMA_MISSING',
-      `sections: table ${q.bossSchema}.job not found; start pg-boss on this database once, or name pg-boss's schema (bossSchema, --boss-schema)`,
-    );
-  }
   const where = new Where();
   where.clauses.push(`l.state = 'started'`, `l.user_id IS NOT NULL`, `l."group" IS NOT NULL`);
   if (q.userId !== undefined) where.add((p) => `l.user_id = ${p}::text`, normaliseUserId(q.userId));
@@ -258,8 +264,20 @@ SELECT l.user_id, l."group", l.jid::text AS jid, l.job_type::text AS job_type, l
   LEFT JOIN "${q.bossSchema}".job j ON j.name = l.queue AND j.id = l.jid
  ${where}
  ORDER BY l.started_at, l.id`;
-  const raw = (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...where.values)) ?? [];
-  return raw.map(toHeldSection);
+  return boundedRead(prisma, 'sections', options, async (db) => {
+    const [exists] = (await db.$queryRawUnsafe<{ found: boolean }[]>(
+      `SELECT to_regclass($1::text) IS NOT NULL AS found`,
+      `${q.bossSchema}.job`,
+    )) ?? [];
+    if (!exists?.found) {
+      throw new JobLogError(
+        'BOSS_SCHEMA_MISSING',
+        `sections: table ${q.bossSchema}.job not found; start pg-boss on this database once, or name pg-boss's schema (bossSchema, --boss-schema)`,
+      );
+    }
+    const raw = (await db.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...where.values)) ?? [];
+    return raw.map(toHeldSection);
+  });
 }
 
 function toHeldSection(raw: Record<string, unknown>): HeldSection {

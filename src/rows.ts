@@ -1,5 +1,5 @@
 import { MESSAGE_CHARS, NAME_CHARS, STACK_CHARS, STACK_LINES, storableText } from './sanitise.ts';
-import type { JobLogRow, JobState, RecordedError } from './types.ts';
+import type { ErrorSummary, JobLogListRow, JobLogRow, JobState, RecordedError } from './types.ts';
 
 type RawRow = Record<string, unknown>;
 
@@ -8,6 +8,28 @@ const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v
 
 /** A `job_logs` row as read by the statements in sql.ts, in camelCase. */
 export function toJobLogRow(raw: RawRow): JobLogRow {
+  return {
+    ...toRowColumns(raw),
+    error: (json(raw.error) as RecordedError | null) ?? null,
+    errors: (json(raw.errors) as JobLogRow['errors']) ?? [],
+  };
+}
+
+/** A row read with `LIST_COLUMNS`: the last error summed up, no error documents. */
+export function toJobLogListRow(raw: RawRow): JobLogListRow {
+  let error: ErrorSummary | null = null;
+  if (raw.error_message != null || raw.error_name != null) {
+    error = {
+      name: String(raw.error_name ?? ''),
+      ...(raw.error_code == null ? {} : { code: String(raw.error_code) }),
+      message: String(raw.error_message ?? ''),
+      truncated: raw.error_truncated === true,
+    };
+  }
+  return { ...toRowColumns(raw), error };
+}
+
+function toRowColumns(raw: RawRow): Omit<JobLogRow, 'error' | 'errors'> {
   return {
     id: BigInt(raw.id as bigint | number | string),
     jid: String(raw.jid),
@@ -25,8 +47,6 @@ export function toJobLogRow(raw: RawRow): JobLogRow {
     durationMs: raw.duration_ms == null ? null : Number(raw.duration_ms),
     waitedMs: raw.waited_ms == null ? null : Number(raw.waited_ms),
     leaseUntil: date(raw.lease_until),
-    error: (json(raw.error) as RecordedError | null) ?? null,
-    errors: (json(raw.errors) as JobLogRow['errors']) ?? [],
     createdAt: date(raw.created_at)!,
     updatedAt: date(raw.updated_at)!,
   };

@@ -52,6 +52,37 @@ export const COLUMNS = `id, jid::text AS jid, queue, job_type::text AS job_type,
   user_id, "group", attempt, max_attempts, holder_jid::text AS holder_jid, queued_at, started_at,
   finished_at, duration_ms, waited_ms, lease_until, error, errors, created_at, updated_at`;
 
+/** How much of the last error's message a `find()` row carries. */
+export const FIND_MESSAGE_CHARS = 200;
+
+/**
+ * The columns of a list row: `COLUMNS` without the error documents. The last error's name, code
+ * and the start of its message only; `errors` (every attempt's error) is not read at all, not even
+ * for its length, which would fetch the whole document from TOAST.
+ */
+export const LIST_COLUMNS = `id, jid::text AS jid, queue, job_type::text AS job_type, state::text AS state,
+  user_id, "group", attempt, max_attempts, holder_jid::text AS holder_jid, queued_at, started_at,
+  finished_at, duration_ms, waited_ms, lease_until, error->>'name' AS error_name,
+  error->>'code' AS error_code, left(error->>'message', ${FIND_MESSAGE_CHARS}) AS error_message,
+  length(error->>'message') > ${FIND_MESSAGE_CHARS} AS error_truncated, created_at, updated_at`;
+
+/**
+ * First statement of a bounded read (its own transaction): its statement timeout, if any, and
+ * what `cancelRead` needs to find this backend while the transaction lasts. $1 timeout ms or null
+ */
+export const beginRead = `
+SELECT CASE WHEN $1::int IS NULL THEN NULL ELSE set_config('statement_timeout', $1::int || 'ms', true) END AS timeout,
+       pg_backend_pid() AS pid, now()::text AS xact_start`;
+
+/**
+ * Cancel the statement a bounded read runs now, from another connection. Only while that backend
+ * is still in the same transaction: once the read is over its connection serves someone else.
+ * $1 pid, $2 xact_start (text, to the microsecond)
+ */
+export const cancelRead = `
+SELECT pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity
+ WHERE pid = $1::int AND xact_start = $2::timestamptz`;
+
 /**
  * Claim a job's row in one statement: re-enter the row of an earlier attempt of the same job
  * when it is still `started` (a retry keeps its section), otherwise insert a new `started` row.

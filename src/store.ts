@@ -4,7 +4,8 @@ import { recordError, toJobLogRow } from './rows.ts';
 import { InvalidOptionsError, StaleAttemptError } from './errors.ts';
 import type { FencedOptions, JobLogRow, JobState, PrismaLike, RecordedError } from './types.ts';
 
-type TransactionalPrisma = PrismaLike & {
+/** A client with interactive transactions: `fenced()` and bounded reads need them. */
+export type TransactionalPrisma = PrismaLike & {
   $transaction?<R>(fn: (tx: PrismaLike) => Promise<R>, options?: FencedOptions): Promise<R>;
 };
 

@@ -158,6 +158,23 @@ export type { Job, JobWithMetadata };
 
 // ---- Queries (joblog.find / stats / sections / prune) ----
 
+/**
+ * Bounds on one read (`find`, `get`, `stats`, `sections`); the dashboard and the CLI always
+ * give them. With either, the read runs in a transaction of its own on one connection.
+ */
+export interface ReadOptions {
+  /**
+   * The server cancels any statement of this read that runs longer (`SET LOCAL
+   * statement_timeout`); the read then throws `QueryTimeoutError`.
+   */
+  statementTimeoutMs?: number;
+  /**
+   * Aborting it cancels the statement running now (`pg_cancel_backend` of this read's backend)
+   * and starts no other; the read then throws `ReadCancelledError`.
+   */
+  signal?: AbortSignal;
+}
+
 /** A point in time: a Date, or an ISO 8601 string. */
 export type DateInput = Date | string;
 
@@ -186,9 +203,30 @@ export interface FindQuery {
   cursor?: string | null;
 }
 
+/**
+ * The last error as `find()` reads it: no stack, and the message cut to `FIND_MESSAGE_CHARS`
+ * (200) characters. `joblog.get(jid)` reads the whole error and every attempt's.
+ */
+export interface ErrorSummary {
+  name: string;
+  code?: string;
+  /** At most 200 characters of the stored message. */
+  message: string;
+  /** The stored message is longer than `message`. */
+  truncated: boolean;
+}
+
+/**
+ * A row of a `find()` page: every column but the error documents (`errors`, the stack), which
+ * a list does not show and which may be large. `joblog.get(jid)` reads the whole row.
+ */
+export interface JobLogListRow extends Omit<JobLogRow, 'error' | 'errors'> {
+  error: ErrorSummary | null;
+}
+
 /** One page of `joblog.find`, newest first by (started_at, id). */
 export interface FindResult {
-  rows: JobLogRow[];
+  rows: JobLogListRow[];
   /** Give it as `cursor` for the next (older) page; null on the last page. */
   nextCursor: string | null;
 }

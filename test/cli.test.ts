@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { setupTestDb } from './helpers/db.ts';
+import { lockJobLogs } from './helpers/lock.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const db = setupTestDb('cli');
@@ -133,6 +134,45 @@ describe('joblog CLI', () => {
     const table = await cli(['sections', '--table']);
     expect(table.stdout).toMatch(/^USER\s+GROUP\s+HOLDER/);
     expect(table.stdout).toContain('STALE');
+  });
+
+  test('list --table and show --table print control characters as visible escapes; JSON keeps the bytes', async () => {
+    const jid = randomUUID();
+    const user = 'eve\x1b]0;pwned\x07\x1b[2J\r';
+    const message = 'boom \x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\ \x9b31m\x7f\tend';
+    const error = { name: 'Error', message, stack: `Error: ${message}\n    at \x1b[1mhandler (app.ts:1:1)` };
+    await db.pool.query(
+      `INSERT INTO job_logs (jid, queue, job_type, state, user_id, attempt, max_attempts, started_at, finished_at, duration_ms, error, errors)
+       VALUES ($1, 'q', 'reconciliation', 'failed', $2, 1, 1, now() - interval '100 days', now() - interval '100 days', 1, $3::jsonb, $4::jsonb)`,
+      [jid, user, JSON.stringify(error), JSON.stringify([{ attempt: 1, at: new Date().toISOString(), error }])],
+    );
+    try {
+      const controls = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+      const list = await cli(['list', '--table', '--jid', jid]);
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.stdout).not.toMatch(controls);
+      expect(list.stdout).toContain('eve\\x1b]0;pwned\\x07\\x1b[2J\\r');
+      expect(list.stdout).toContain('boom \\x1b]8;;http://evil.example\\x1b\\click');
+      const show = await cli(['show', jid, '--table']);
+      expect(show.code, show.stderr).toBe(0);
+      expect(show.stdout).not.toMatch(controls);
+      expect(show.stdout).toMatch(/^user\s+eve\\x1b\]0;pwned\\x07/m);
+      expect(show.stdout).toContain('\\x9b31m\\x7f\\tend');
+      expect(show.stdout).toContain('at \\x1b[1mhandler');
+      expect(json(await cli(['show', jid])).userId).toBe(user);
+    } finally {
+      await db.pool.query('DELETE FROM job_logs WHERE jid = $1', [jid]);
+    }
+  });
+
+  test('a read that outlives --statement-timeout is cancelled: exit 1 naming the flag', async () => {
+    const lock = await lockJobLogs(db.pool);
+    try {
+      failed(await cli(['list', '--statement-timeout', '50']), 1, /^joblog list: .*ran longer than 50 ms and was cancelled.*--statement-timeout/);
+      failed(await cli(['stats', '--statement-timeout', 'soon']), 2, /--statement-timeout: expected a positive integer/);
+    } finally {
+      await lock.release();
+    }
   });
 
   test('wrong flags and values: exit 2 with one line naming the flag', async () => {

@@ -3,11 +3,13 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createDashboard, InvalidOptionsError, nodeListener, serve, type ServedDashboard } from '../src/index.ts';
 import { html } from '../src/dashboard/html.ts';
 import { setupTestDb } from './helpers/db.ts';
 import { seedDashboard, TOKEN, type Seeded } from './helpers/dashboard.ts';
+import { lockJobLogs, waitingOnLocks, type TableLock } from './helpers/lock.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const db = setupTestDb('dashboard_http');
 let seeded: Seeded;
@@ -229,6 +231,9 @@ describe('options', () => {
     [{ joblog: true, token: TOKEN, auth: () => true }, 'auth'],
     [{ joblog: true, token: TOKEN, basePath: 'admin' }, 'basePath'],
     [{ joblog: true, token: TOKEN, colour: 'blue' }, 'colour'],
+    [{ joblog: true, token: TOKEN, statementTimeoutMs: 0 }, 'statementTimeoutMs'],
+    [{ joblog: true, token: TOKEN, maxConcurrentQueries: 0 }, 'maxConcurrentQueries'],
+    [{ joblog: true, token: TOKEN, showStacks: 'no' }, 'showStacks'],
   ])('createDashboard(%o) throws naming %s', (options, field) => {
     const withLog = (options as { joblog?: unknown }).joblog === true ? { ...options, joblog: seeded.joblog } : options;
     expect(() => createDashboard(withLog as never)).toThrow(InvalidOptionsError);
@@ -238,5 +243,99 @@ describe('options', () => {
   test('serve() checks its options', async () => {
     await expect(serve({ handler: async () => new Response(), port: 70000 })).rejects.toThrow(/port/);
     await expect(serve({ port: 0 } as never)).rejects.toThrow(/handler/);
+  });
+});
+
+describe('access, whatever else the request carries', () => {
+  test("a valid cookie still admits beside a proxy's Basic Authorization header; a wrong Bearer with it does too", async () => {
+    const login = await fetch(at(`/?token=${TOKEN}`), { redirect: 'manual' });
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const basic = `Basic ${Buffer.from('proxy-user:proxy-pass').toString('base64')}`;
+    expect((await fetch(at('/jobs'), { headers: { cookie, authorization: basic } })).status).toBe(200);
+    expect((await fetch(at('/jobs'), { headers: { cookie, authorization: 'Bearer not-this-dashboards' } })).status).toBe(200);
+    // Basic alone is no credential of the dashboard's: 401, not 403
+    expect((await fetch(at('/jobs'), { headers: { authorization: basic } })).status).toBe(401);
+    expect((await fetch(at('/jobs'), { headers: { cookie: 'joblog_dashboard=forged', authorization: basic } })).status).toBe(403);
+  });
+
+  test.each([['no'], [1], [{}], ['true'], [undefined]])('host auth returning %o is a 403: only true admits', async (verdict) => {
+    const handler = createDashboard({ joblog: seeded.joblog, auth: (() => verdict) as never });
+    expect((await handler(new Request('http://app.test/'))).status).toBe(403);
+    const async = createDashboard({ joblog: seeded.joblog, auth: (async () => verdict) as never });
+    expect((await async(new Request('http://app.test/jobs'))).status).toBe(403);
+  });
+});
+
+describe('job page stacks', () => {
+  test('shown by default; showStacks: false leaves name, code and message only', async () => {
+    const page = async (options: { showStacks?: boolean }) => {
+      const handler = createDashboard({ joblog: seeded.joblog, token: TOKEN, ...options });
+      return (await handler(new Request(`http://app.test/jobs/${seeded.jids.dead}`, { headers: bearer }))).text();
+    };
+    const shown = await page({});
+    expect(shown).toContain('<summary>stack</summary>');
+    expect(shown).toMatch(/at .*\.ts:\d+/);
+    const hidden = await page({ showStacks: false });
+    expect(hidden).toContain('bank API timeout (attempt 1)');
+    expect(hidden).not.toContain('<summary>stack</summary>');
+    expect(hidden).not.toMatch(/\.ts:\d+/);
+  });
+});
+
+describe('reads that cannot hurt the app', () => {
+  let lock: TableLock | undefined;
+  afterEach(() => lock?.release());
+  const waitingOnTheLock = () => waitingOnLocks(db.pool);
+  /** A dashboard with these options, served while job_logs is locked. */
+  async function whileLocked(options: Partial<Parameters<typeof createDashboard>[0]>, run: (url: string) => Promise<void>) {
+    const dashboard = await serve({ handler: createDashboard({ joblog: seeded.joblog, token: TOKEN, ...options }), port: 0 });
+    try {
+      lock = await lockJobLogs(db.pool);
+      await run(dashboard.url);
+    } finally {
+      await dashboard.close();
+    }
+  }
+  const page = (base: string, path: string, signal?: AbortSignal) => fetch(new URL(path, base), { headers: bearer, signal });
+
+  test('a page whose query outlives statementTimeoutMs is a 503, and the app\'s client goes on', async () => {
+    await whileLocked({ statementTimeoutMs: 100 }, async (base) => {
+      for (const path of ['/', '/jobs', `/jobs/${seeded.jids.dead}`]) {
+        const res = await page(base, path);
+        expect(res.status, path).toBe(503);
+        expect(await res.text()).toContain('ran longer than 100 ms');
+      }
+      expect(await waitingOnTheLock()).toBe(0);
+      expect(await db.prisma.$queryRawUnsafe('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    });
+  });
+
+  test('requests beyond maxConcurrentQueries wait queueWaitMs, then get a 503 with Retry-After', async () => {
+    await whileLocked({ maxConcurrentQueries: 1, queueWaitMs: 50, statementTimeoutMs: 3000 }, async (base) => {
+      const first = page(base, '/jobs');
+      await waitFor('the first request to wait on the lock', async () => (await waitingOnTheLock()) === 1);
+      const second = await page(base, '/jobs');
+      expect(second.status).toBe(503);
+      expect(second.headers.get('retry-after')).toBe('3');
+      expect(await second.text()).toContain('Busy');
+      await lock!.release();
+      expect((await first).status).toBe(200);
+      expect((await page(base, '/jobs')).status).toBe(200);
+    });
+  });
+
+  test('a request that goes away has its statement cancelled, and queued ones never start', async () => {
+    await whileLocked({ maxConcurrentQueries: 1, queueWaitMs: 30_000, statementTimeoutMs: 30_000 }, async (base) => {
+      const gone = [0, 1, 2].map(() => page(base, '/', AbortSignal.timeout(300)).catch((e: Error) => e.name));
+      await waitFor('the running request to wait on the lock', async () => (await waitingOnTheLock()) === 1);
+      expect(await Promise.all(gone)).toEqual(['TimeoutError', 'TimeoutError', 'TimeoutError']);
+      await waitFor('no statement left waiting', async () => (await waitingOnTheLock()) === 0, 3000);
+      // the turn came back: with the lock still held, a new page waits its own statement out
+      const [again] = await Promise.all([
+        page(base, '/jobs'),
+        waitFor('the next request to run', async () => (await waitingOnTheLock()) === 1, 3000).then(() => lock!.release()),
+      ]);
+      expect(again.status).toBe(200);
+    });
   });
 });

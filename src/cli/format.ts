@@ -52,7 +52,7 @@ const MIN_SHRUNK = 12;
 
 /** An aligned table, one line per row, fitted to the terminal width when there is one. */
 export function table<T>(rows: T[], columns: Column<T>[], style: OutputStyle): string {
-  const cells = rows.map((row) => columns.map((c) => oneLine(c.value(row))));
+  const cells = rows.map((row) => columns.map((c) => visible(oneLine(c.value(row)))));
   const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.length)));
   if (style.columns) fit(widths, columns, style.columns);
   const line = (values: string[]) =>
@@ -75,3 +75,15 @@ function fit(widths: number[], columns: { shrink?: boolean }[], total: number): 
 }
 
 const oneLine = (text: string) => text.replace(/\s*\n\s*/g, ' ⏎ ');
+
+const NAMED_CONTROLS: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/**
+ * Stored text as it may reach a terminal: every C0 control, DEL and C1 control as a visible
+ * escape (`\x1b`, `\r`, `\x9b`), so an ESC, CR, BEL or OSC in a user id or an error message
+ * cannot move the cursor, retitle the window or forge a link. Every cell and value a table or
+ * `show` prints goes through it; JSON output is escaped by JSON itself.
+ */
+export function visible(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => NAMED_CONTROLS[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

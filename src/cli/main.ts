@@ -2,7 +2,7 @@
 // joblog: the job log from the command line. Exit codes: 0 ok, 1 runtime or database error,
 // 2 usage error (command, flag or value), 3 not found (show), 4 action refused, 130 interrupted (prune).
 import { readFile } from 'node:fs/promises';
-import { InvalidOptionsError } from '../errors.ts';
+import { InvalidOptionsError, QueryTimeoutError } from '../errors.ts';
 import { COMMON_HELP, parseFlags, UsageError } from './args.ts';
 import { CommandContext, type Io } from './context.ts';
 import { listCommand, sectionsCommand, showCommand, statsCommand, type Command } from './commands/read.ts';
@@ -83,7 +83,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
       io.stderr.write(`joblog ${name}: ${error.issues.map((i) => `${flagName(name, i.path)}: ${i.message}`).join('; ')}\n`);
       return EXIT.usage;
     }
-    io.stderr.write(`joblog ${name}: ${describeError(error).replace(`${name}: `, '')}\n`);
+    const hint = error instanceof QueryTimeoutError ? ' (--statement-timeout MS)' : '';
+    io.stderr.write(`joblog ${name}: ${describeError(error).replace(`${name}: `, '')}${hint}\n`);
     if (io.env.JOBLOG_DEBUG === '1') io.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
     return EXIT.error;
   } finally {

@@ -1,6 +1,6 @@
 // The token check of a dashboard that runs without the host app's auth. The token is shown once
 // (`?token=`, then a redirect drops it from the address bar and history) or on every request
-// (`Authorization: Bearer`). The cookie holds a digest keyed by the token, not the token.
+// (`Authorization: Bearer`); either one admits. The cookie holds a digest keyed by the token, not the token.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 export const COOKIE = 'joblog_dashboard';
@@ -36,15 +36,14 @@ export function checkToken(request: Request, url: URL, token: string, basePath: 
     ].join('; ');
     return { outcome: 'set-cookie', location: `/${url.pathname.replace(/^\/+/, '')}${query ? `?${query}` : ''}`, cookie };
   }
-  const authorization = request.headers.get('authorization');
-  if (authorization !== null) {
-    const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
-    return match && same(match[1]!, token) ? { outcome: 'ok' } : { outcome: 'wrong', via: 'header' };
-  }
+  // Either credential admits. An Authorization header of another scheme (Basic, from a proxy in
+  // front) is not this dashboard's and neither admits nor refuses.
+  const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.get('authorization')?.trim() ?? '')?.[1];
   const cookie = readCookie(request.headers.get('cookie'), COOKIE);
-  if (cookie !== undefined) {
-    return same(cookie, sessionValue(token)) ? { outcome: 'ok' } : { outcome: 'wrong', via: 'cookie' };
-  }
+  if (bearer !== undefined && same(bearer, token)) return { outcome: 'ok' };
+  if (cookie !== undefined && same(cookie, sessionValue(token))) return { outcome: 'ok' };
+  if (bearer !== undefined) return { outcome: 'wrong', via: 'header' };
+  if (cookie !== undefined) return { outcome: 'wrong', via: 'cookie' };
   return { outcome: 'missing' };
 }
 

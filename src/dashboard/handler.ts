@@ -1,7 +1,9 @@
-import { InvalidOptionsError, JobLogError } from '../errors.ts';
+import { InvalidOptionsError, JobLogError, QueryTimeoutError, ReadCancelledError } from '../errors.ts';
+import type { ReadOptions } from '../types.ts';
 import { checkToken } from './auth.ts';
 import type { Html } from './html.ts';
 import { STYLE_HASH } from './layout.ts';
+import { Limiter } from './limiter.ts';
 import { parseDashboardOptions, type DashboardOptions, type ParsedDashboardOptions } from './options.ts';
 import { errorPage } from './pages/error.ts';
 import { jobPage } from './pages/job.ts';
@@ -40,12 +42,13 @@ const PARAMETER_OF: Record<string, string> = { userId: 'user', types: 'type', st
 export function createDashboard(options: DashboardOptions): DashboardHandler {
   const config = parseDashboardOptions(options);
   const knownTypes = knownTypesOf(config);
+  const limiter = new Limiter(config.maxConcurrentQueries, config.queueWaitMs);
   return async (request) => {
     const method = request.method.toUpperCase();
     const head = method === 'HEAD';
     let response: Response;
     try {
-      response = await respond(request, config, knownTypes);
+      response = await respond(request, config, knownTypes, limiter);
     } catch (error) {
       response = failure(request, config, error);
     }
@@ -54,7 +57,12 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
   };
 }
 
-async function respond(request: Request, config: ParsedDashboardOptions, knownTypes: () => Promise<string[]>): Promise<Response> {
+async function respond(
+  request: Request,
+  config: ParsedDashboardOptions,
+  knownTypes: () => Promise<string[]>,
+  limiter: Limiter,
+): Promise<Response> {
   const base = config.basePath;
   const url = new URL(request.url);
   const page = (status: number, body: Html, extra: Record<string, string> = {}) =>
@@ -70,7 +78,8 @@ async function respond(request: Request, config: ParsedDashboardOptions, knownTy
   }
 
   if (config.auth) {
-    if (!(await config.auth(request))) return problem(403, 'Forbidden', 'The application did not let this request in.');
+    // Only true admits: a check that returns 'no', 1 or a Promise of an object keeps the door shut.
+    if ((await config.auth(request)) !== true) return problem(403, 'Forbidden', 'The application did not let this request in.');
   } else {
     const check = checkToken(request, url, config.token!, base);
     switch (check.outcome) {
@@ -87,9 +96,20 @@ async function respond(request: Request, config: ParsedDashboardOptions, knownTy
     }
   }
 
+  const release = await limiter.acquire(request.signal);
+  if (!release) {
+    return problem(503, 'Busy', `The dashboard is already reading for ${config.maxConcurrentQueries} other request(s); try again in a moment.`, {
+      'retry-after': String(Math.ceil(config.statementTimeoutMs / 1000)),
+    });
+  }
   try {
-    return page(200, await route(url, config, knownTypes));
+    return page(200, await route(url, config, knownTypes, { statementTimeoutMs: config.statementTimeoutMs, signal: request.signal }));
   } catch (error) {
+    if (error instanceof QueryTimeoutError) {
+      return problem(503, 'Query timed out', `A query of this page ran longer than ${error.timeoutMs} ms and was cancelled. Narrow the window or the filters, or raise the dashboard's statementTimeoutMs.`);
+    }
+    // The request went away: no one reads this page.
+    if (error instanceof ReadCancelledError) return problem(503, 'Cancelled', 'The request was closed before its page was built.');
     if (error instanceof BadParameterError) {
       return problem(400, 'Bad request', error.message, undefined, error.parameter);
     }
@@ -97,6 +117,8 @@ async function respond(request: Request, config: ParsedDashboardOptions, knownTy
     if (refused) return problem(400, 'Bad request', refused.message, undefined, refused.parameter);
     if (error instanceof NotFound) return problem(404, 'Not found', error.message);
     throw error;
+  } finally {
+    release();
   }
 }
 
@@ -124,7 +146,8 @@ function refusedQuery(error: unknown): { parameter: string | undefined; message:
   return { parameter, message: parameter ? `${parameter}: ${message}` : message };
 }
 
-async function route(url: URL, config: ParsedDashboardOptions, knownTypes: () => Promise<string[]>): Promise<Html> {
+// A page's reads run one after another: a request holds at most one connection of the pool.
+async function route(url: URL, config: ParsedDashboardOptions, knownTypes: () => Promise<string[]>, reads: ReadOptions): Promise<Html> {
   const base = config.basePath;
   const path = url.pathname.slice(base.length).replace(/\/+$/, '') || '/';
   const { joblog } = config;
@@ -133,20 +156,18 @@ async function route(url: URL, config: ParsedDashboardOptions, knownTypes: () =>
     const { window } = parseOverviewParams(url.searchParams);
     const until = new Date();
     const since = new Date(until.getTime() - window.ms);
-    const [stats, sections] = await Promise.all([
-      joblog.stats({ since, until, bucket: window.bucket }),
-      joblog.sections({ bossSchema: config.bossSchema }).catch((error: unknown) => {
-        // A log read without pg-boss's tables: the rest of the overview still stands.
-        if (error instanceof JobLogError && error.code === 'BOSS_SCHEMA_MISSING') return { unavailable: error.message };
-        throw error;
-      }),
-    ]);
+    const stats = await joblog.stats({ since, until, bucket: window.bucket }, reads);
+    const sections = await joblog.sections({ bossSchema: config.bossSchema }, reads).catch((error: unknown) => {
+      // A log read without pg-boss's tables: the rest of the overview still stands.
+      if (error instanceof JobLogError && error.code === 'BOSS_SCHEMA_MISSING') return { unavailable: error.message };
+      throw error;
+    });
     return overviewPage({ base, window, stats, sections });
   }
   if (path === '/jobs') {
     const filters = parseListParams(url.searchParams);
-    const [result, types] = await Promise.all([
-      joblog.find({
+    const result = await joblog.find(
+      {
         ...(filters.user === undefined ? {} : { userId: filters.user }),
         ...(filters.types.length ? { types: filters.types } : {}),
         ...(filters.states.length ? { states: filters.states } : {}),
@@ -156,17 +177,17 @@ async function route(url: URL, config: ParsedDashboardOptions, knownTypes: () =>
         ...(filters.jid === undefined ? {} : { jid: filters.jid }),
         limit: filters.limit,
         ...(filters.cursor === undefined ? {} : { cursor: filters.cursor }),
-      }),
-      knownTypes(),
-    ]);
-    return jobListPage({ base, filters, result, knownTypes: types });
+      },
+      reads,
+    );
+    return jobListPage({ base, filters, result, knownTypes: await knownTypes() });
   }
   const job = /^\/jobs\/([^/]+)$/.exec(path);
   if (job) {
     const jid = parseJobId(job[1]!, url.searchParams);
-    const row = await joblog.get(jid);
+    const row = await joblog.get(jid, reads);
     if (!row) throw new NotFound(`No job ${jid} in the log.`);
-    return jobPage(base, row);
+    return jobPage(base, row, { showStacks: config.showStacks });
   }
   throw new NotFound(`No page ${path}.`);
 }
@@ -181,8 +202,9 @@ function knownTypesOf(config: ParsedDashboardOptions): () => Promise<string[]> {
   return () => {
     const now = Date.now();
     if (!cached || now - cached.at > KNOWN_TYPES_TTL_MS) {
+      // Shared by the requests of the next minute: bounded in time, not by one request's signal.
       const types = config.joblog
-        .stats({ since: new Date(now - KNOWN_TYPES_WINDOW_MS) })
+        .stats({ since: new Date(now - KNOWN_TYPES_WINDOW_MS) }, { statementTimeoutMs: config.statementTimeoutMs })
         .then((s) => s.byType.map((t) => t.jobType));
       types.catch(() => (cached = undefined));
       cached = { at: now, types };

@@ -1,13 +1,17 @@
 import { z } from 'zod';
 import { parseOptions } from '../options.ts';
-import type { FindQuery, FindResult, HeldSection, JobLogRow, SectionsQuery, StatsQuery, StatsResult } from '../types.ts';
+import { DEFAULT_STATEMENT_TIMEOUT_MS, readOptionsSchema } from '../reads.ts';
+import type { FindQuery, FindResult, HeldSection, JobLogRow, ReadOptions, SectionsQuery, StatsQuery, StatsResult } from '../types.ts';
 
-/** What the dashboard reads through: a `JobLog` (or anything with these four queries). */
+/**
+ * What the dashboard reads through: a `JobLog` (or anything with these four queries). Each read
+ * is given the request's bounds: `statementTimeoutMs` and the request's abort signal.
+ */
 export interface DashboardJobLog {
-  find(query: FindQuery): Promise<FindResult>;
-  stats(query: StatsQuery): Promise<StatsResult>;
-  sections(query?: SectionsQuery): Promise<HeldSection[]>;
-  get(jid: string): Promise<JobLogRow | null>;
+  find(query: FindQuery, options?: ReadOptions): Promise<FindResult>;
+  stats(query: StatsQuery, options?: ReadOptions): Promise<StatsResult>;
+  sections(query?: SectionsQuery, options?: ReadOptions): Promise<HeldSection[]>;
+  get(jid: string, options?: ReadOptions): Promise<JobLogRow | null>;
 }
 
 /** Options of `createDashboard`. Give `token` or `auth`, not both. */
@@ -19,7 +23,7 @@ export interface DashboardOptions {
    * which sets an HttpOnly cookie. At least 16 characters.
    */
   token?: string;
-  /** The host app's own check instead of a token: true lets the request in, false is a 403. */
+  /** The host app's own check instead of a token: `true` lets the request in; anything else is a 403. */
   auth?: (request: Request) => boolean | Promise<boolean>;
   /** The path the handler is mounted under, e.g. `/admin/jobs`. Default `''` (the root). */
   basePath?: string;
@@ -29,6 +33,23 @@ export interface DashboardOptions {
   jobTypes?: string[];
   /** Called with an unexpected error before the 500 page is sent. Default `console.error`. */
   onError?: (error: unknown, request: Request) => void;
+  /**
+   * The server cancels any statement of a page that runs longer; the page is then a 503.
+   * Default 5000.
+   */
+  statementTimeoutMs?: number;
+  /**
+   * At most this many requests read the database at once (each holds one connection of the
+   * app's pool while it reads). Default 2.
+   */
+  maxConcurrentQueries?: number;
+  /** How long a request beyond `maxConcurrentQueries` waits for a turn before its 503. Default 1000. */
+  queueWaitMs?: number;
+  /**
+   * Job pages show each error's stack (server file paths, line numbers). Default true; false
+   * shows name, code and message only.
+   */
+  showStacks?: boolean;
 }
 
 const fn = (what: string) =>
@@ -57,6 +78,10 @@ export const dashboardOptionsSchema = z
     bossSchema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a plain schema name').default('pgboss'),
     jobTypes: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected job type names')).optional(),
     onError: fn('a function (error, request) => void').optional(),
+    statementTimeoutMs: readOptionsSchema.shape.statementTimeoutMs.unwrap().default(DEFAULT_STATEMENT_TIMEOUT_MS),
+    maxConcurrentQueries: z.int().min(1).max(1000).default(2),
+    queueWaitMs: z.int().min(0).max(60_000).default(1000),
+    showStacks: z.boolean().default(true),
   })
   .superRefine((o, ctx) => {
     if (o.token === undefined && o.auth === undefined) {

@@ -7,7 +7,8 @@
 //   resolves once listening to { url: 'http://127.0.0.1:4000/', server, close(): Promise<void> }
 //
 // `nodeListener(handler)` is the same adapter as a `(req, res)` listener, for an existing
-// node:http server or Express (`app.use('/admin/jobs', nodeListener(dashboard))`).
+// node:http server or Express (`app.use('/admin/jobs', nodeListener(dashboard))`). The Request's
+// signal aborts when the client closes the connection before the response is sent.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -83,8 +84,14 @@ async function handle(handler: FetchHandler, req: NodeRequest, res: http.ServerR
     res.end('method not allowed\n');
     return;
   }
+  // The request's signal aborts when the client goes away before its response is sent: the
+  // dashboard then cancels the statement it runs for it, or never starts one.
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort();
+  });
   try {
-    const response = await handler(toRequest(req));
+    const response = await handler(toRequest(req, gone.signal));
     const headers: Record<string, string | string[]> = {};
     response.headers.forEach((value, key) => {
       if (key !== 'set-cookie') headers[key] = value;
@@ -101,7 +108,7 @@ async function handle(handler: FetchHandler, req: NodeRequest, res: http.ServerR
   }
 }
 
-function toRequest(req: NodeRequest): Request {
+function toRequest(req: NodeRequest, signal: AbortSignal): Request {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue;
@@ -113,5 +120,5 @@ function toRequest(req: NodeRequest): Request {
   // A path such as `//other.host/` stays a path.
   const path = req.originalUrl ?? req.url ?? '/';
   const url = new URL(`${encrypted ? 'https' : 'http'}://localhost${path.startsWith('/') ? path : `/${path}`}`);
-  return new Request(url, { method: req.method ?? 'GET', headers });
+  return new Request(url, { method: req.method ?? 'GET', headers, signal });
 }

@@ -1,8 +1,9 @@
 // The read-only commands: list, show, stats, sections.
-import type { FindQuery, HeldSection, JobLogRow, JobState, JobTypeStats, StatsBucketRow } from '../../types.ts';
+import { DEFAULT_STATEMENT_TIMEOUT_MS } from '../../reads.ts';
+import type { FindQuery, HeldSection, JobLogListRow, JobLogRow, JobState, JobTypeStats, ReadOptions, StatsBucketRow } from '../../types.ts';
 import { list, parseFlags, pastPoint, positiveInt, str, UsageError, type Options } from '../args.ts';
 import type { CommandContext } from '../context.ts';
-import { formatDate, formatDuration, formatRate, table, type Column } from '../format.ts';
+import { formatDate, formatDuration, formatRate, table, visible, type Column } from '../format.ts';
 
 export interface Command {
   summary: string;
@@ -10,6 +11,15 @@ export interface Command {
   options: Options;
   positionals?: number;
   run(ctx: CommandContext, values: ReturnType<typeof parseFlags>): Promise<number>;
+}
+
+/** Every read command's bound on each statement it sends. */
+const TIMEOUT: Options = { 'statement-timeout': { type: 'string' } };
+
+const TIMEOUT_HELP = `  --statement-timeout MS  the server cancels a statement running longer (default ${DEFAULT_STATEMENT_TIMEOUT_MS})`;
+
+function readOptions(values: ReturnType<typeof parseFlags>['values']): ReadOptions {
+  return { statementTimeoutMs: positiveInt('statement-timeout', str(values['statement-timeout'])) ?? DEFAULT_STATEMENT_TIMEOUT_MS };
 }
 
 const FILTERS: Options = {
@@ -47,7 +57,7 @@ function findQuery(values: ReturnType<typeof parseFlags>['values']): FindQuery {
   };
 }
 
-function rowColumns(ctx: CommandContext): Column<JobLogRow>[] {
+function rowColumns(ctx: CommandContext): Column<JobLogListRow>[] {
   return [
     { header: 'STARTED', value: (r) => formatDate(r.startedAt, ctx.style) },
     { header: 'JID', value: (r) => r.jid },
@@ -57,7 +67,7 @@ function rowColumns(ctx: CommandContext): Column<JobLogRow>[] {
     { header: 'GROUP', value: (r) => r.group ?? '-' },
     { header: 'TRY', value: (r) => `${r.attempt}/${r.maxAttempts}`, right: true },
     { header: 'DURATION', value: (r) => formatDuration(r.durationMs), right: true },
-    { header: 'ERROR', value: (r) => r.error?.message ?? '', shrink: true },
+    { header: 'ERROR', value: (r) => (r.error ? `${r.error.message}${r.error.truncated ? '…' : ''}` : ''), shrink: true },
   ];
 }
 
@@ -66,11 +76,12 @@ export const listCommand: Command = {
   usage: `joblog list [filters] [--limit N] [--cursor C]
 ${FILTERS_HELP}
   --limit N            rows per page (default 50, at most 500)
-  --cursor C           the next page: the nextCursor of the previous page (same filters)`,
-  options: { ...FILTERS, limit: { type: 'string' }, cursor: { type: 'string' } },
+  --cursor C           the next page: the nextCursor of the previous page (same filters)
+${TIMEOUT_HELP}`,
+  options: { ...FILTERS, ...TIMEOUT, limit: { type: 'string' }, cursor: { type: 'string' } },
   async run(ctx, { values }) {
     const query = findQuery(values);
-    const page = await (await ctx.joblog()).find(query);
+    const page = await (await ctx.joblog()).find(query, readOptions(values));
     ctx.print(page, () => (page.rows.length ? table(page.rows, rowColumns(ctx), ctx.style) : 'no jobs match'));
     if (!ctx.json && page.nextCursor) ctx.note(`more: add --cursor ${page.nextCursor}`);
     return 0;
@@ -80,13 +91,14 @@ ${FILTERS_HELP}
 export const showCommand: Command = {
   summary: "one job's row and each attempt's error",
   usage: `joblog show <jid>
-  exits 3 when there is no row for the jid`,
-  options: {},
+  exits 3 when there is no row for the jid
+${TIMEOUT_HELP}`,
+  options: { ...TIMEOUT },
   positionals: 1,
-  async run(ctx, { positionals }) {
+  async run(ctx, { positionals, values }) {
     const jid = positionals[0];
     if (!jid) throw new UsageError('show: give the job id, e.g. joblog show 0b6f…-…');
-    const row = await (await ctx.joblog()).get(jid);
+    const row = await (await ctx.joblog()).get(jid, readOptions(values));
     if (!row) {
       ctx.note(`show: no job ${jid} in the log`);
       return 3;
@@ -111,12 +123,12 @@ function describeRow(r: JobLogRow, ctx: CommandContext): string {
     ['duration', formatDuration(r.durationMs)],
   ];
   if (r.holderJid) fields.push(['held by', r.holderJid]);
-  const lines = fields.map(([k, v]) => `${k.padEnd(9)} ${v}`);
+  const lines = fields.map(([k, v]) => `${k.padEnd(9)} ${visible(v)}`);
   // A row settled without running (skipped, bad payload) may carry its error only in `error`.
   const errors = r.errors.length || !r.error ? r.errors : [{ attempt: r.attempt, at: (r.finishedAt ?? r.startedAt).toISOString(), error: r.error }];
   for (const e of errors) {
-    lines.push('', `attempt ${e.attempt} failed at ${formatDate(new Date(e.at), ctx.style)}: ${e.error.name}: ${e.error.message}`);
-    const stack = framesOnly(e.error.stack)?.map((l) => `  ${l.trim()}`);
+    lines.push('', `attempt ${e.attempt} failed at ${formatDate(new Date(e.at), ctx.style)}: ${visible(`${e.error.name}: ${e.error.message}`)}`);
+    const stack = framesOnly(e.error.stack)?.map((l) => `  ${visible(l.trim())}`);
     if (stack?.length) lines.push(...stack);
   }
   return lines.join('\n');
@@ -135,15 +147,16 @@ export const statsCommand: Command = {
   --since WHEN         window start: a duration ago or an ISO date (default 24h)
   --until WHEN         window end (default now)
   --bucket WIDTH       also count per bucket: '15 minutes', '1 hour', '1 day', '1 week'
-  --type T[,T…]        only these job types`,
-  options: { since: { type: 'string' }, until: { type: 'string' }, bucket: { type: 'string' }, type: { type: 'string', multiple: true } },
+  --type T[,T…]        only these job types
+${TIMEOUT_HELP}`,
+  options: { ...TIMEOUT, since: { type: 'string' }, until: { type: 'string' }, bucket: { type: 'string' }, type: { type: 'string', multiple: true } },
   async run(ctx, { values }) {
     const result = await (await ctx.joblog()).stats({
       since: pastPoint('since', str(values.since) ?? '24h')!,
       until: pastPoint('until', str(values.until)),
       bucket: str(values.bucket),
       types: list(values.type),
-    });
+    }, readOptions(values));
     ctx.print(result, () => {
       const head = `jobs started ${formatDate(result.since, ctx.style)} – ${formatDate(result.until, ctx.style)}`;
       const body = result.byType.length ? table(result.byType, statsColumns, ctx.style) : 'no jobs in this window';
@@ -188,10 +201,11 @@ function bucketChart(buckets: StatsBucketRow[], ctx: CommandContext): string {
 export const sectionsCommand: Command = {
   summary: 'sections held now: holder, for how long, its pg-boss state, stale or not',
   usage: `joblog sections [--user ID] [--group G] [--boss-schema pgboss]
-  --boss-schema S      pg-boss's schema (default pgboss)`,
-  options: { user: { type: 'string' }, group: { type: 'string' }, 'boss-schema': { type: 'string' } },
+  --boss-schema S      pg-boss's schema (default pgboss)
+${TIMEOUT_HELP}`,
+  options: { ...TIMEOUT, user: { type: 'string' }, group: { type: 'string' }, 'boss-schema': { type: 'string' } },
   async run(ctx, { values }) {
-    const held = await (await ctx.joblog()).sections({ userId: str(values.user), group: str(values.group) });
+    const held = await (await ctx.joblog()).sections({ userId: str(values.user), group: str(values.group) }, readOptions(values));
     ctx.print(held, () => (held.length ? table(held, sectionColumns(ctx), ctx.style) : 'no section is held'));
     return 0;
   },

@@ -4,8 +4,13 @@ import { html, type Html } from '../html.ts';
 import { href, layout, stateBadge } from '../layout.ts';
 import { listQuery } from '../params.ts';
 
+export interface JobPageOptions {
+  /** Show each error's stack (the dashboard's `showStacks`). */
+  showStacks: boolean;
+}
+
 /** One job: its row, each attempt and its error. */
-export function jobPage(base: string, row: JobLogRow): Html {
+export function jobPage(base: string, row: JobLogRow, options: JobPageOptions): Html {
   const time = (d: Date | null) => (d ? html`<time datetime="${d.toISOString()}">${formatTime(d)} UTC</time>` : html`<span class="muted">—</span>`);
   const body = html`
 <h1>${row.jobType} <span class="mono muted">${row.jid}</span> ${stateBadge(row.state)}</h1>
@@ -25,7 +30,7 @@ ${row.holderJid && html`<dt>section held by</dt><dd><a class="mono" href="${href
 </dl>
 </div>
 <h2>Attempts</h2>
-${attemptsTable(row)}
+${attemptsTable(row, options)}
 <p><a href="${href(base, '/jobs', listQuery({ types: [row.jobType], ...(row.userId === null ? {} : { user: row.userId }) }))}">other ${row.jobType} jobs${row.userId === null ? '' : ` of user ${row.userId}`}</a></p>`;
   return layout({ base, title: `${row.jobType} ${shortId(row.jid)}`, section: 'job', body });
 }
@@ -46,7 +51,8 @@ function explainState(row: JobLogRow): string {
 }
 
 /** One line per attempt: its error if it failed, else the row's outcome for the last one. */
-function attemptsTable(row: JobLogRow): Html {
+function attemptsTable(row: JobLogRow, options: JobPageOptions): Html {
+  const details = (error: RecordedError) => errorDetails(error, options.showStacks);
   const byAttempt = new Map(row.errors.map((e) => [e.attempt, e]));
   const attempts = Array.from({ length: Math.max(row.attempt, ...row.errors.map((e) => e.attempt)) }, (_, i) => i + 1);
   return html`<table id="attempts">
@@ -55,18 +61,18 @@ function attemptsTable(row: JobLogRow): Html {
     const failure = byAttempt.get(n);
     if (failure) {
       const outcome = n !== row.attempt ? 'failed' : row.state === 'started' ? 'failed, retry due' : row.state;
-      return html`<tr><td class="num">${n}</td><td>${outcome}</td><td>${formatTime(new Date(failure.at))}</td><td class="msg">${errorDetails(failure.error)}</td></tr>`;
+      return html`<tr><td class="num">${n}</td><td>${outcome}</td><td>${formatTime(new Date(failure.at))}</td><td class="msg">${details(failure.error)}</td></tr>`;
     }
     if (n === row.attempt) {
       const lastError = row.state !== 'finished' && row.state !== 'started' && row.error;
-      return html`<tr><td class="num">${n}</td><td>${row.state === 'started' ? 'running' : row.state}</td><td>${row.finishedAt ? formatTime(row.finishedAt) : ''}</td><td class="msg">${lastError && errorDetails(lastError)}</td></tr>`;
+      return html`<tr><td class="num">${n}</td><td>${row.state === 'started' ? 'running' : row.state}</td><td>${row.finishedAt ? formatTime(row.finishedAt) : ''}</td><td class="msg">${lastError && details(lastError)}</td></tr>`;
     }
     return html`<tr><td class="num">${n}</td><td class="muted">no error recorded</td><td></td><td></td></tr>`;
   })}</tbody>
 </table>`;
 }
 
-function errorDetails(error: RecordedError): Html {
+function errorDetails(error: RecordedError, showStack: boolean): Html {
   return html`<div class="error"><b>${error.name}</b>${error.code && html` <code>${error.code}</code>`}: <span class="error-message">${error.message}</span>
-${error.stack && html`<details><summary>stack</summary><pre>${error.stack}</pre></details>`}</div>`;
+${showStack && error.stack && html`<details><summary>stack</summary><pre>${error.stack}</pre></details>`}</div>`;
 }

@@ -1,4 +1,4 @@
-import type { FindResult, JobLogRow } from '../../types.ts';
+import type { FindResult, JobLogListRow } from '../../types.ts';
 import { formatDuration, formatTime, shortId, toLocalInput } from '../format.ts';
 import { html, type Html } from '../html.ts';
 import { href, layout, stateBadge } from '../layout.ts';
@@ -51,7 +51,7 @@ function filterForm(base: string, f: ListFilters, knownTypes: string[]): Html {
 </form>`;
 }
 
-function rowsTable(base: string, rows: JobLogRow[]): Html {
+function rowsTable(base: string, rows: JobLogListRow[]): Html {
   return html`<table id="jobs">
 <thead><tr><th>started (UTC)</th><th>job</th><th>type</th><th>state</th><th>user</th><th>group</th><th class="num">attempt</th><th class="num">duration</th><th>error</th></tr></thead>
 <tbody>${rows.map(
@@ -70,6 +70,7 @@ function rowsTable(base: string, rows: JobLogRow[]): Html {
 </table>`;
 }
 
+// find() gives up to 200 characters of a message, so a cut one is always longer than this.
 function truncate(text: string): string {
   return text.length > MESSAGE_CHARS ? `${text.slice(0, MESSAGE_CHARS - 1)}…` : text;
 }
