@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { parseDuration } from './duration.ts';
+import { checkDuration } from './duration.ts';
 import { InvalidOptionsError } from './errors.ts';
+import { checkGroup, groupSchema, userIdSchema } from './ids.ts';
 
 // Options are validated once, where they enter (createJobLog, work, section). Unknown keys are
 // rejected: a misspelt option that is silently ignored is a bug that shows up in production.
@@ -72,8 +73,14 @@ export const prunableStatesSchema = z
 
 /** The `prune` option of createJobLog: prune every `intervalSeconds` while the log lives. */
 export const pruneScheduleSchema = z.strictObject({
-  olderThan: z.union([z.number().positive(), z.string()]).refine((v) => typeof v === 'number' || parseDuration(v) !== null, {
-    message: "expected a duration such as '30d' or milliseconds (a fixed date would prune nothing new on later passes)",
+  // The value as given (a duration), checked now: a bad one would fail every scheduled pass.
+  olderThan: z.custom<number | string>().superRefine((v, ctx) => {
+    const result = checkDuration(v);
+    if (result.ok) return;
+    const message = result.unreadable
+      ? "expected a duration such as '30d' or milliseconds (a fixed date would prune nothing new on later passes)"
+      : result.problem;
+    ctx.addIssue({ code: 'custom', message });
   }),
   states: prunableStatesSchema.optional(),
   batchSize: z.int().min(1).max(100_000).optional(),
@@ -96,9 +103,18 @@ const standardSchema = z.custom<object>(
   { message: 'expected a zod schema (or any Standard Schema)' },
 );
 
+/** A worker's group: a function (its result is checked per job), or a string checked now. */
+const groupOption = z.unknown().transform((value, ctx): string | ((...args: any[]) => unknown) => {
+  if (typeof value === 'function') return value as (...args: any[]) => unknown;
+  const result = checkGroup(value);
+  if (result.ok) return result.value;
+  ctx.addIssue({ code: 'custom', message: typeof value === 'string' ? result.problem : 'expected a string or a function (job) => string' });
+  return z.NEVER;
+});
+
 export const workOptionsSchema = z.strictObject({
   type: name,
-  group: z.union([name, fn('a function')], { message: 'expected a string or a function (job) => string' }).optional(),
+  group: groupOption.optional(),
   userId: fn('a function (job) => user id').optional(),
   schema: standardSchema.optional(),
   onBusy: busyPolicySchema.default('throw'),
@@ -117,8 +133,8 @@ export const workOptionsSchema = z.strictObject({
 export const sectionOptionsSchema = z.strictObject({
   jid: z.uuid({ message: 'expected a UUID' }).optional(),
   type: name,
-  userId: z.union([name, z.number(), z.bigint()], { message: 'expected a string or number user id' }),
-  group: name,
+  userId: userIdSchema,
+  group: groupSchema,
   queue: name.default('section'),
   leaseSeconds: z.number().min(1, 'must be at least 1 second').max(24 * 3600).default(30),
 });
