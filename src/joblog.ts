@@ -227,6 +227,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   /** Rows of a user's jobs that are running or waiting for a retry, oldest first. */
   async inProgress(query: { userId: string | number | bigint; group?: string; types?: string[] }): Promise<JobLogRow[]> {
     const q = parseOptions(inProgressSchema, query, 'inProgress');
+    if (q.types) await assertJobTypes(this.#prisma, q.types, 'inProgress', 'types');
     return this.#store.inProgress(q.userId, q.group ?? null, q.types ?? null);
   }
 

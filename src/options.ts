@@ -28,20 +28,25 @@ function objectOr<O extends z.ZodType, S extends z.ZodType>(object: O, other: S)
     const result = schema.safeParse(value);
     if (result.success) return result.data as z.output<O> | z.output<S>;
     for (const issue of result.error.issues) {
-      const message = issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.join(', ')}` : issue.message;
-      ctx.addIssue({ code: 'custom', message, path: issue.path });
+      ctx.addIssue({ code: 'custom', message: messageOf(issue), path: issue.path });
     }
     return z.NEVER;
   });
 }
 
 const seconds = z.number().positive('must be a positive number of seconds').max(365 * 24 * 3600, 'must be at most a year');
-const holdMap = z.record(name, seconds, { message: 'expected an object { name: seconds }' });
+const holdMap = <K extends z.ZodString>(key: K) =>
+  z.record(key, seconds, { error: (issue) => (issue.code === 'invalid_type' ? 'expected an object { name: seconds }' : undefined) });
+// A group as a record key (a string schema): the same rule as every other group.
+const groupKey = z.string().superRefine((value, ctx) => {
+  const result = checkGroup(value);
+  if (!result.ok) ctx.addIssue({ code: 'custom', message: result.problem });
+});
 
 /** Per section group and per job type: the longest a job may hold its section while waiting for its retry. */
 export const maxHoldSchema = z.strictObject({
-  byGroup: holdMap.default({}),
-  byType: holdMap.default({}),
+  byGroup: holdMap(groupKey).default({}),
+  byType: holdMap(z.string().min(1, 'must be a non-empty string')).default({}),
 });
 
 export const bossSchemaName = z
@@ -141,13 +146,20 @@ export const sectionOptionsSchema = z.strictObject({
 
 export const queueNameSchema = name;
 
+/** An issue's message in our words: unknown keys listed, a bad record key by its own check's words. */
+function messageOf(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return `unknown option(s) ${issue.keys.join(', ')}`;
+  if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
+  return issue.message;
+}
+
 /** Parse options or throw an InvalidOptionsError naming every bad field. */
 export function parseOptions<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issues = result.error.issues.map((issue) => ({
     path: issue.path.map(String).join('.'),
-    message: issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.join(', ')}` : issue.message,
+    message: messageOf(issue),
   }));
   throw new InvalidOptionsError(where, issues, { cause: result.error });
 }

@@ -127,6 +127,21 @@ describe('writes and retention refuse what they cannot use', () => {
     });
   });
 
+  test('options that name a group or a type follow the same rules: work, the reaper, inProgress', async () => {
+    const { boss, joblog } = await tracked(db);
+    const queue = queueName('opts');
+    await boss.createQueue(queue);
+    await refused(() => joblog.work(queue, { type: 'welcome_email', group: ' mail' }, noop), 'group', /never trimmed/);
+    await refused(() => joblog.work(queue, { type: 'welcome_email', group: '' }, noop), 'group', /non-empty/);
+    await refused(() => joblog.work(queue, { type: 'welcome_email', group: 5 as never }, noop), 'group', /a string or a function/);
+    await refused(
+      () => createJobLog({ prisma: db.prisma, reaper: { maxHoldSeconds: { byGroup: { 'a\u0000': 60 } } } }),
+      'reaper.maxHoldSeconds.byGroup.a\u0000',
+      /control characters/,
+    );
+    await refused(() => joblog.inProgress({ userId: 'u', types: ['nope'] }), 'types', /unknown job type 'nope'/);
+  });
+
   test("a worker's job whose user id or group breaks the rule ends failed (InvalidPayloadError), its row storable", async () => {
     const { boss, joblog } = await tracked(db);
     const queue = queueName('ids');
