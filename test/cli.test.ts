@@ -159,14 +159,8 @@ describe('joblog CLI', () => {
     const forged = Buffer.from('2026-01-01T00:00:00.000Z|99999999999999999999999').toString('base64url');
     const cases: [string[], RegExp][] = [
       [['list', '--type', 'no_such_type'], /--type: unknown job type 'no_such_type'; expected one of financial_data_import, /],
-      [['list', '--type', 'no_such_type,other_type'], /--type: unknown job type 'no_such_type', 'other_type'/],
-      [['stats', '--type', 'no_such_type'], /--type: unknown job type/],
       [['list', '--user', ' u1 '], /--user: must not start or end with white space/],
-      [['list', '--group', 'x'.repeat(1100)], /--group: must be at most 1024 bytes/],
       [['list', '--since', '2026-02-30'], /--since: 2026-02-30 is not a day of the calendar/],
-      [['list', '--since', '0000-01-01'], /--since: must be from 1970-01-01/],
-      [['list', '--since', '2026-01-01 junk'], /--since: expected a duration such as 24h/],
-      [['list', '--since', '2026-01-01T12:00'], /--since: a date-time needs its zone/],
       [['list', '--cursor', forged], /--cursor: not a cursor/],
       [['stats', '--bucket', '99999999999999999999 weeks'], /--bucket: must be at most a year/],
       [['prune', '--older-than', '99999999999d'], /--older-than: must be at most 50 years/],
