@@ -1,5 +1,7 @@
-// Durations and points in time as users write them: on the command line ('30d') and in code
-// (milliseconds, Dates, ISO strings).
+// Durations and points in the past as users write them: on the command line ('30d') and in
+// code (milliseconds, Dates, ISO strings). Dates are read by dates.ts, the one date parser.
+import { checkedSchema, ok, problem, unreadable, type Checked } from './checked.ts';
+import { checkDate, DATE_FORMAT } from './dates.ts';
 
 const UNIT_MS: Record<string, number> = {
   ms: 1,
@@ -10,29 +12,43 @@ const UNIT_MS: Record<string, number> = {
   w: 604_800_000,
 };
 
+/** The longest duration accepted anywhere (retention, --since): 50 years of 365 days. */
+export const DURATION_MAX_MS = 50 * 365 * UNIT_MS.d!;
+
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/;
+const DURATION_FORMAT = "a duration such as '30d', '12h', '15m', '90s', '2w' or milliseconds";
 
-/** Milliseconds of `'90s' | '15m' | '12h' | '30d' | '2w' | '500ms'`, or null if it is not one. */
+/** Milliseconds of a duration: a positive number of milliseconds or text such as '30d'. */
+export function checkDuration(value: unknown): Checked<number> {
+  let ms: number;
+  if (typeof value === 'number') {
+    ms = value;
+  } else {
+    const match = typeof value === 'string' ? DURATION.exec(value) : null;
+    if (!match) return unreadable(`expected ${DURATION_FORMAT}`);
+    ms = Number(match[1]) * UNIT_MS[match[2]!]!;
+  }
+  if (!Number.isFinite(ms) || ms <= 0) return problem('must be a positive duration');
+  if (ms > DURATION_MAX_MS) return problem(`must be at most 50 years (${DURATION_MAX_MS} ms, 18250d)`);
+  return ok(ms);
+}
+
+export const durationSchema = checkedSchema(checkDuration);
+
+/** Milliseconds of `'90s' | '15m' | '12h' | '30d' | '2w' | '500ms'`, or null if it is not one (or too long). */
 export function parseDuration(text: string): number | null {
-  const match = DURATION.exec(text.trim());
-  if (!match) return null;
-  const ms = Number(match[1]) * UNIT_MS[match[2]!]!;
-  return Number.isFinite(ms) && ms > 0 ? ms : null;
+  const result = checkDuration(text);
+  return result.ok ? result.value : null;
 }
 
-/** A Date from a Date or an ISO 8601 string, or null if it is neither (or invalid). */
-export function parseDate(value: unknown): Date | null {
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value;
-  if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}/.test(value.trim())) return null;
-  const date = new Date(value.trim());
-  return Number.isNaN(date.getTime()) ? null : date;
+/** A point in the past: a Date or ISO 8601 string as is, a duration as "that long before `now`". */
+export function checkPointInPast(value: unknown, now: Date = new Date()): Checked<Date> {
+  if (value instanceof Date || (typeof value === 'string' && /^\d{4}-/.test(value))) return checkDate(value);
+  if (typeof value !== 'number' && !(typeof value === 'string' && DURATION.test(value))) {
+    return unreadable(`expected ${DURATION_FORMAT}, a Date, or ${DATE_FORMAT}`);
+  }
+  const ms = checkDuration(value);
+  return ms.ok ? ok(new Date(now.getTime() - ms.value)) : ms;
 }
 
-/** A point in the past: a Date or ISO string as is, a duration as "that long before `now`". */
-export function pointInPast(value: unknown, now: Date = new Date()): Date | null {
-  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? new Date(now.getTime() - value) : null;
-  const date = parseDate(value);
-  if (date) return date;
-  const ms = typeof value === 'string' ? parseDuration(value) : null;
-  return ms === null ? null : new Date(now.getTime() - ms);
-}
+export const pointInPastSchema = checkedSchema((v) => checkPointInPast(v));

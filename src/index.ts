@@ -1,6 +1,7 @@
 export { createJobLog, JobLog, type JobLogEvents } from './joblog.ts';
 export { isSectionBusyError } from './section.ts';
-export { parseDuration } from './duration.ts';
+export { DURATION_MAX_MS, parseDuration } from './duration.ts';
+export { GROUP_MAX_BYTES, USER_ID_MAX_BYTES } from './ids.ts';
 export {
   createDashboard,
   nodeListener,

@@ -9,7 +9,9 @@ import {
 } from './options.ts';
 import { runSection } from './section.ts';
 import { LogStore } from './store.ts';
-import { createBatchHandler, normaliseUserId, type BusyEvent, type JobLogWarning } from './tracker.ts';
+import { createBatchHandler, type BusyEvent, type JobLogWarning } from './tracker.ts';
+import { groupSchema, userIdSchema } from './ids.ts';
+import { assertJobTypes } from './job-types.ts';
 import { InvalidOptionsError } from './errors.ts';
 import { find, get, sections, stats } from './queries.ts';
 import { prune } from './maintenance/pruner.ts';
@@ -61,8 +63,8 @@ export interface JobLogEvents {
 const jidSchema = z.uuid({ message: 'expected a UUID' });
 
 const inProgressSchema = z.strictObject({
-  userId: z.union([z.string().min(1), z.number(), z.bigint()], { message: 'expected a string or number user id' }),
-  group: z.string().min(1).optional(),
+  userId: userIdSchema,
+  group: groupSchema.optional(),
   types: z.array(z.string().min(1)).optional(),
 });
 
@@ -73,7 +75,6 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   readonly #boss: BossLike | undefined;
   readonly #bossSchema: string;
   readonly #waits: BusyWaits;
-  #jobTypes: Promise<string[]> | undefined;
   readonly #maxHoldSeconds: { byGroup: Record<string, number>; byType: Record<string, number> };
   /** The queues this log's workers track, with their job types: what reap() reconciles from pg-boss's side. */
   readonly #tracked = new Map<string, string>();
@@ -121,19 +122,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    * rather than failing every job's first write. The enum is read once per log.
    */
   async #assertJobType(type: string, where: string): Promise<void> {
-    this.#jobTypes ??= Promise.resolve(
-      this.#prisma.$queryRawUnsafe<{ t: string }[]>(`SELECT unnest(enum_range(NULL::"JobType"))::text AS t`),
-    ).then((rows) => rows.map((r) => r.t));
-    let types: string[];
-    try {
-      types = await this.#jobTypes;
-    } catch (error) {
-      this.#jobTypes = undefined; // not cached: the next call asks again
-      throw error;
-    }
-    if (!types.includes(type)) {
-      throw new InvalidOptionsError(where, [{ path: 'type', message: `unknown job type '${type}'; expected one of ${types.join(', ')} (the "JobType" enum)` }]);
-    }
+    await assertJobTypes(this.#prisma, [type], where, 'type');
   }
 
   async #prunePass(plan: { olderThan: number | string; states?: PruneOptions['states']; batchSize?: number }): Promise<void> {
@@ -233,19 +222,20 @@ export class JobLog extends EventEmitter<JobLogEvents> {
       throw new InvalidOptionsError('section', [{ path: 'fn', message: 'expected a function ({ jid }) => Promise' }]);
     }
     await this.#assertJobType(parsed.type, 'section');
-    return runSection(this.#store, { ...parsed, userId: normaliseUserId(parsed.userId)! }, fn, (w) => this.emit('warning', w));
+    return runSection(this.#store, parsed, fn, (w) => this.emit('warning', w));
   }
 
   /** Rows of a user's jobs that are running or waiting for a retry, oldest first. */
   async inProgress(query: { userId: string | number | bigint; group?: string; types?: string[] }): Promise<JobLogRow[]> {
     const q = parseOptions(inProgressSchema, query, 'inProgress');
-    return this.#store.inProgress(normaliseUserId(q.userId)!, q.group ?? null, q.types ?? null);
+    if (q.types) await assertJobTypes(this.#prisma, q.types, 'inProgress', 'types');
+    return this.#store.inProgress(q.userId, q.group ?? null, q.types ?? null);
   }
 
   /** The row of the job that holds the (user, group) section, or null when it is open. */
   async holder(userId: string | number | bigint, group: string): Promise<JobLogRow | null> {
-    const q = parseOptions(inProgressSchema.pick({ userId: true }).extend({ group: z.string().min(1) }), { userId, group }, 'holder');
-    return this.#store.holder(normaliseUserId(q.userId)!, q.group);
+    const q = parseOptions(inProgressSchema.pick({ userId: true }).extend({ group: groupSchema }), { userId, group }, 'holder');
+    return this.#store.holder(q.userId, q.group);
   }
 
   // Each read takes `ReadOptions` (statement timeout, abort signal): see types.ts.

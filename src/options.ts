@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { parseDuration } from './duration.ts';
+import { checkDuration } from './duration.ts';
 import { InvalidOptionsError } from './errors.ts';
+import { checkGroup, groupSchema, userIdSchema } from './ids.ts';
 
 // Options are validated once, where they enter (createJobLog, work, section). Unknown keys are
 // rejected: a misspelt option that is silently ignored is a bug that shows up in production.
@@ -27,20 +28,25 @@ function objectOr<O extends z.ZodType, S extends z.ZodType>(object: O, other: S)
     const result = schema.safeParse(value);
     if (result.success) return result.data as z.output<O> | z.output<S>;
     for (const issue of result.error.issues) {
-      const message = issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.join(', ')}` : issue.message;
-      ctx.addIssue({ code: 'custom', message, path: issue.path });
+      ctx.addIssue({ code: 'custom', message: messageOf(issue), path: issue.path });
     }
     return z.NEVER;
   });
 }
 
 const seconds = z.number().positive('must be a positive number of seconds').max(365 * 24 * 3600, 'must be at most a year');
-const holdMap = z.record(name, seconds, { message: 'expected an object { name: seconds }' });
+const holdMap = <K extends z.ZodString>(key: K) =>
+  z.record(key, seconds, { error: (issue) => (issue.code === 'invalid_type' ? 'expected an object { name: seconds }' : undefined) });
+// A group as a record key (a string schema): the same rule as every other group.
+const groupKey = z.string().superRefine((value, ctx) => {
+  const result = checkGroup(value);
+  if (!result.ok) ctx.addIssue({ code: 'custom', message: result.problem });
+});
 
 /** Per section group and per job type: the longest a job may hold its section while waiting for its retry. */
 export const maxHoldSchema = z.strictObject({
-  byGroup: holdMap.default({}),
-  byType: holdMap.default({}),
+  byGroup: holdMap(groupKey).default({}),
+  byType: holdMap(z.string().min(1, 'must be a non-empty string')).default({}),
 });
 
 export const bossSchemaName = z
@@ -72,8 +78,14 @@ export const prunableStatesSchema = z
 
 /** The `prune` option of createJobLog: prune every `intervalSeconds` while the log lives. */
 export const pruneScheduleSchema = z.strictObject({
-  olderThan: z.union([z.number().positive(), z.string()]).refine((v) => typeof v === 'number' || parseDuration(v) !== null, {
-    message: "expected a duration such as '30d' or milliseconds (a fixed date would prune nothing new on later passes)",
+  // The value as given (a duration), checked now: a bad one would fail every scheduled pass.
+  olderThan: z.custom<number | string>().superRefine((v, ctx) => {
+    const result = checkDuration(v);
+    if (result.ok) return;
+    const message = result.unreadable
+      ? "expected a duration such as '30d' or milliseconds (a fixed date would prune nothing new on later passes)"
+      : result.problem;
+    ctx.addIssue({ code: 'custom', message });
   }),
   states: prunableStatesSchema.optional(),
   batchSize: z.int().min(1).max(100_000).optional(),
@@ -96,9 +108,18 @@ const standardSchema = z.custom<object>(
   { message: 'expected a zod schema (or any Standard Schema)' },
 );
 
+/** A worker's group: a function (its result is checked per job), or a string checked now. */
+const groupOption = z.unknown().transform((value, ctx): string | ((...args: any[]) => unknown) => {
+  if (typeof value === 'function') return value as (...args: any[]) => unknown;
+  const result = checkGroup(value);
+  if (result.ok) return result.value;
+  ctx.addIssue({ code: 'custom', message: typeof value === 'string' ? result.problem : 'expected a string or a function (job) => string' });
+  return z.NEVER;
+});
+
 export const workOptionsSchema = z.strictObject({
   type: name,
-  group: z.union([name, fn('a function')], { message: 'expected a string or a function (job) => string' }).optional(),
+  group: groupOption.optional(),
   userId: fn('a function (job) => user id').optional(),
   schema: standardSchema.optional(),
   onBusy: busyPolicySchema.default('throw'),
@@ -117,13 +138,20 @@ export const workOptionsSchema = z.strictObject({
 export const sectionOptionsSchema = z.strictObject({
   jid: z.uuid({ message: 'expected a UUID' }).optional(),
   type: name,
-  userId: z.union([name, z.number(), z.bigint()], { message: 'expected a string or number user id' }),
-  group: name,
+  userId: userIdSchema,
+  group: groupSchema,
   queue: name.default('section'),
   leaseSeconds: z.number().min(1, 'must be at least 1 second').max(24 * 3600).default(30),
 });
 
 export const queueNameSchema = name;
+
+/** An issue's message in our words: unknown keys listed, a bad record key by its own check's words. */
+function messageOf(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return `unknown option(s) ${issue.keys.join(', ')}`;
+  if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
+  return issue.message;
+}
 
 /** Parse options or throw an InvalidOptionsError naming every bad field. */
 export function parseOptions<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
@@ -131,7 +159,7 @@ export function parseOptions<S extends z.ZodType>(schema: S, value: unknown, whe
   if (result.success) return result.data;
   const issues = result.error.issues.map((issue) => ({
     path: issue.path.map(String).join('.'),
-    message: issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.join(', ')}` : issue.message,
+    message: messageOf(issue),
   }));
   throw new InvalidOptionsError(where, issues, { cause: result.error });
 }

@@ -3,12 +3,13 @@
 // parameter; only fixed fragments chosen in this file are spliced into the SQL text.
 import { z } from 'zod';
 import { InvalidOptionsError, JobLogError } from './errors.ts';
-import { parseDate } from './duration.ts';
+import { checkDate, dateSchema } from './dates.ts';
+import { groupSchema, userIdSchema } from './ids.ts';
+import { assertJobTypes } from './job-types.ts';
 import { parseOptions } from './options.ts';
 import { boundedRead } from './reads.ts';
 import { toJobLogListRow, toJobLogRow } from './rows.ts';
 import { byJid, LIST_COLUMNS } from './sql.ts';
-import { normaliseUserId } from './tracker.ts';
 import type {
   BossJobState,
   FindQuery,
@@ -32,17 +33,15 @@ export const STATS_MAX_BUCKETS = 1000;
 export const JOB_STATES = ['started', 'finished', 'failed', 'dead', 'skipped'] as const satisfies readonly JobState[];
 
 const text = z.string().trim().min(1, 'must be a non-empty string');
-const userIdSchema = z.union([text, z.int(), z.bigint()], { message: 'expected a string or integer user id' });
-const dateSchema = z.custom<Date | string>((v) => parseDate(v) !== null, {
-  message: 'expected a Date or an ISO 8601 date string',
-});
+// Checked against the "JobType" enum before the query (assertJobTypes).
+const typesSchema = z.array(z.string().min(1, 'must be a non-empty string')).min(1, 'give at least one type, or leave it out');
 const stateSchema = z.enum(JOB_STATES, { message: `expected one of ${JOB_STATES.join(', ')}` });
 
 export const findQuerySchema = z.strictObject({
   userId: userIdSchema.optional(),
-  types: z.array(text).min(1, 'give at least one type, or leave it out').optional(),
+  types: typesSchema.optional(),
   states: z.array(stateSchema).min(1, 'give at least one state, or leave it out').optional(),
-  group: text.optional(),
+  group: groupSchema.optional(),
   queue: text.optional(),
   since: dateSchema.optional(),
   until: dateSchema.optional(),
@@ -53,6 +52,13 @@ export const findQuerySchema = z.strictObject({
 
 const BUCKET = /^(\d+)\s*(minute|hour|day|week)s?$/;
 const BUCKET_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000, week: 604_800_000 } as const;
+export const STATS_MAX_BUCKET_MS = 366 * BUCKET_MS.day;
+
+/** A bucket's width in ms; 1 when it does not parse (the regex check reports that). */
+function bucketMs(bucket: string): number {
+  const match = BUCKET.exec(bucket);
+  return match ? Number(match[1]) * BUCKET_MS[match[2] as keyof typeof BUCKET_MS] : 1;
+}
 
 export const statsQuerySchema = z.strictObject({
   since: dateSchema,
@@ -62,14 +68,15 @@ export const statsQuerySchema = z.strictObject({
     .trim()
     .regex(BUCKET, "expected '<n> minute(s)|hour(s)|day(s)|week(s)', e.g. '1 hour'")
     // zod runs this check even when the regex failed
-    .refine((b) => Number(BUCKET.exec(b)?.[1] ?? 1) > 0, 'must be longer than zero')
+    .refine((b) => bucketMs(b) > 0, 'must be longer than zero')
+    .refine((b) => bucketMs(b) <= STATS_MAX_BUCKET_MS, `must be at most a year (${STATS_MAX_BUCKET_MS / BUCKET_MS.day} days)`)
     .optional(),
-  types: z.array(text).min(1, 'give at least one type, or leave it out').optional(),
+  types: typesSchema.optional(),
 });
 
 export const sectionsQuerySchema = z.strictObject({
   userId: userIdSchema.optional(),
-  group: text.optional(),
+  group: groupSchema.optional(),
   bossSchema: text.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a plain schema name').default('pgboss'),
 });
 
@@ -105,11 +112,13 @@ export function encodeCursor(position: CursorPosition): string {
   return Buffer.from(`${position.startedAt.toISOString()}|${position.id}`).toString('base64url');
 }
 
+const INT8_MAX = 2n ** 63n - 1n;
+
 export function decodeCursor(cursor: string): CursorPosition | null {
   const [iso, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const startedAt = iso ? parseDate(iso) : null;
-  if (!startedAt || rest.length || !id || !/^\d+$/.test(id)) return null;
-  return { startedAt, id: BigInt(id) };
+  const startedAt = iso === undefined ? null : checkDate(iso);
+  if (!startedAt?.ok || rest.length || id === undefined || !/^(0|[1-9]\d{0,18})$/.test(id) || BigInt(id) > INT8_MAX) return null;
+  return { startedAt: startedAt.value, id: BigInt(id) };
 }
 
 /**
@@ -118,9 +127,10 @@ export function decodeCursor(cursor: string): CursorPosition | null {
  */
 export async function find(prisma: PrismaLike, query: FindQuery = {}, options?: ReadOptions): Promise<FindResult> {
   const q = parseOptions(findQuerySchema, query, 'find');
+  if (q.types) await assertJobTypes(prisma, q.types, 'find', 'types');
   const where = new Where();
   if (q.jid !== undefined) where.add((p) => `jid = ${p}::uuid`, q.jid);
-  if (q.userId !== undefined) where.add((p) => `user_id = ${p}::text`, normaliseUserId(q.userId));
+  if (q.userId !== undefined) where.add((p) => `user_id = ${p}::text`, q.userId);
   if (q.group !== undefined) where.add((p) => `"group" = ${p}::text`, q.group);
   if (q.queue !== undefined) where.add((p) => `queue = ${p}::text`, q.queue);
   // One value is an equality, not `= ANY`: PostgreSQL reads an index in order only for that.
@@ -128,8 +138,8 @@ export async function find(prisma: PrismaLike, query: FindQuery = {}, options?: 
   else if (q.types !== undefined) where.add((p) => `job_type::text = ANY (${p}::text[])`, q.types);
   if (q.states?.length === 1) where.add((p) => `state = ${p}::text::"JobState"`, q.states[0]);
   else if (q.states !== undefined) where.add((p) => `state = ANY (${p}::text[]::"JobState"[])`, q.states);
-  if (q.since !== undefined) where.add((p) => `started_at >= ${p}::timestamptz`, parseDate(q.since));
-  if (q.until !== undefined) where.add((p) => `started_at < ${p}::timestamptz`, parseDate(q.until));
+  if (q.since !== undefined) where.add((p) => `started_at >= ${p}::timestamptz`, q.since);
+  if (q.until !== undefined) where.add((p) => `started_at < ${p}::timestamptz`, q.until);
   if (q.cursor) {
     const position = decodeCursor(q.cursor);
     if (!position) {
@@ -166,8 +176,9 @@ const SETTLED_RUN = `state IN ('finished', 'failed', 'dead')`;
 /** Per job type: counts by state, failure rate, duration percentiles; optionally per bucket. */
 export async function stats(prisma: PrismaLike, query: StatsQuery, options?: ReadOptions): Promise<StatsResult> {
   const q = parseOptions(statsQuerySchema, query, 'stats');
-  const since = parseDate(q.since)!;
-  const until = q.until === undefined ? new Date() : parseDate(q.until)!;
+  if (q.types) await assertJobTypes(prisma, q.types, 'stats', 'types');
+  const { since } = q;
+  const until = q.until ?? new Date();
   if (until <= since) {
     throw new InvalidOptionsError('stats', [{ path: 'until', message: 'must be later than since' }]);
   }
@@ -197,7 +208,7 @@ SELECT job_type::text AS job_type, count(*)::int AS total,
 
 function normaliseBucket(bucket: string, since: Date, until: Date): string {
   const [, n, unit] = BUCKET.exec(bucket)! as unknown as [string, string, keyof typeof BUCKET_MS];
-  const width = Number(n) * BUCKET_MS[unit];
+  const width = bucketMs(bucket);
   const count = Math.ceil((until.getTime() - since.getTime()) / width) + 1;
   if (count > STATS_MAX_BUCKETS) {
     throw new InvalidOptionsError('stats', [
@@ -252,7 +263,7 @@ export async function sections(prisma: PrismaLike, query: SectionsQuery = {}, op
   const q = parseOptions(sectionsQuerySchema, query, 'sections');
   const where = new Where();
   where.clauses.push(`l.state = 'started'`, `l.user_id IS NOT NULL`, `l."group" IS NOT NULL`);
-  if (q.userId !== undefined) where.add((p) => `l.user_id = ${p}::text`, normaliseUserId(q.userId));
+  if (q.userId !== undefined) where.add((p) => `l.user_id = ${p}::text`, q.userId);
   if (q.group !== undefined) where.add((p) => `l."group" = ${p}::text`, q.group);
   const statement = `
 SELECT l.user_id, l."group", l.jid::text AS jid, l.job_type::text AS job_type, l.queue, l.attempt,

@@ -2,6 +2,7 @@ import type { JobResult, JobWithMetadata } from 'pg-boss';
 import { isConnectionError, isValueError, sqlStateOf } from './db-errors.ts';
 import { AttemptAbortedError, InvalidPayloadError, SectionBusyError, StaleAttemptError } from './errors.ts';
 import { recordError } from './rows.ts';
+import { normaliseGroup, normaliseUserId } from './ids.ts';
 import { MESSAGE_CHARS, storableText } from './sanitise.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
 import type { ClaimResult, JobIdentity, LogStore, Settlement, SettleResult } from './store.ts';
@@ -501,8 +502,7 @@ async function prepare<T>(config: TrackerConfig<T>, job: JobWithMetadata<T>): Pr
   }
   let group: string | null;
   try {
-    group = typeof config.group === 'function' ? (config.group(parsed) ?? null) : (config.group ?? null);
-    if (group !== null && typeof group !== 'string') throw new TypeError(`group must be a string, got ${typeof group}`);
+    group = normaliseGroup(typeof config.group === 'function' ? config.group(parsed) : config.group);
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause);
     return { invalid: new InvalidPayloadError(job.id, [{ path: 'group', message }], { cause }), userId };
@@ -526,17 +526,6 @@ function userIdOfInvalid<T>(config: TrackerConfig<T>, job: JobWithMetadata<T>): 
   } catch {
     return null;
   }
-}
-
-/** A user id is stored as text; numbers and bigints (integer ids) are written in decimal. */
-export function normaliseUserId(value: unknown): string | null {
-  if (value === null || value === undefined) return null;
-  if (typeof value === 'string' && value.length > 0) return value;
-  if (typeof value === 'bigint') return value.toString();
-  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
-  throw new TypeError(
-    `user id must be a non-empty string or an integer, got ${typeof value === 'string' ? 'an empty string' : JSON.stringify(value) ?? typeof value}`,
-  );
 }
 
 function pathOf(path: StandardSchemaV1.Issue['path']): string {

@@ -195,6 +195,20 @@ describe('joblog CLI', () => {
     runs.forEach((run, i) => failed(run, 2, cases[i]![1]));
   });
 
+  test("the library's input rules: exit 2 naming the flag, never a database error", async () => {
+    const forged = Buffer.from('2026-01-01T00:00:00.000Z|99999999999999999999999').toString('base64url');
+    const cases: [string[], RegExp][] = [
+      [['list', '--type', 'no_such_type'], /--type: unknown job type 'no_such_type'; expected one of financial_data_import, /],
+      [['list', '--user', ' u1 '], /--user: must not start or end with white space/],
+      [['list', '--since', '2026-02-30'], /--since: 2026-02-30 is not a day of the calendar/],
+      [['list', '--cursor', forged], /--cursor: not a cursor/],
+      [['stats', '--bucket', '99999999999999999999 weeks'], /--bucket: must be at most a year/],
+      [['prune', '--older-than', '99999999999d'], /--older-than: must be at most 50 years/],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => cli(args)));
+    runs.forEach((run, i) => failed(run, 2, cases[i]![1]));
+  });
+
   test('no database, a bad URL, an unreachable server: a clear message, exit 2 or 1', async () => {
     const [none, bad, down] = await Promise.all([
       cli(['list'], { DATABASE_URL: undefined }),

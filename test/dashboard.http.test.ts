@@ -149,6 +149,18 @@ describe('bad parameters', () => {
     ['/jobs?cursor=not-a-cursor', 'cursor'],
     ['/jobs/not-a-uuid', 'jid'],
     [`/jobs/00000000-0000-4000-8000-000000000000?x=1`, 'x'],
+    // the library's own input rules, reached through the page
+    ['/jobs?type=nope', 'type'],
+    ['/jobs?type=nope&type=nada', 'type'],
+    ['/jobs?user=a%00b', 'user'],
+    ['/jobs?group=%00', 'group'],
+    ['/jobs?user=%20bob%20', 'user'],
+    [`/jobs?user=${'x'.repeat(3000)}`, 'user'],
+    ['/jobs?since=0000-01-01', 'since'],
+    ['/jobs?since=2026-02-30', 'since'],
+    ['/jobs?since=2026-01-01%20junk', 'since'],
+    [`/jobs?cursor=${Buffer.from('2026-01-01T00:00:00.000Z|99999999999999999999999').toString('base64url')}`, 'cursor'],
+    [`/jobs?cursor=${Buffer.from('2026-01-01 junk|5').toString('base64url')}`, 'cursor'],
   ])('%s is a 400 naming %s', async (path, parameter) => {
     const res = await get(path);
     expect(res.status).toBe(400);

@@ -142,7 +142,7 @@ describe('tracked worker', () => {
     const objectUser = (await boss.send(queue, { user: { id: 1 } }))!;
     const numericUser = (await boss.send(queue, { user: 42 }))!;
     const failed = await waitForRow(joblog, objectUser, ['failed']);
-    expect(failed.error!.message).toMatch(/userId: user id must be a non-empty string or an integer/);
+    expect(failed.error!.message).toMatch(/userId: expected a string or integer user id, got object/);
     expect(await waitForRow(joblog, numericUser, ['finished'])).toMatchObject({ userId: '42' });
   });
 

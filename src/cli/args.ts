@@ -1,6 +1,6 @@
 // Flags: node:util parseArgs, with its errors turned into one line that names the flag.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseDate, parseDuration, pointInPast } from '../duration.ts';
+import { checkDuration, checkPointInPast } from '../duration.ts';
 
 /** A wrong command, flag or value: exit code 2, a one-line message, no stack trace. */
 export class UsageError extends Error {
@@ -84,16 +84,25 @@ export function positiveInt(flag: string, v: string | undefined): number | undef
 /** `--since 24h` (that long ago), or an ISO date. */
 export function pastPoint(flag: string, v: string | undefined): Date | undefined {
   if (v === undefined) return undefined;
-  const date = pointInPast(v);
-  if (!date) throw new UsageError(`--${flag}: expected a duration such as 24h, 7d, 90m, or an ISO date such as 2026-11-30T12:00Z, got '${v}'`);
-  return date;
+  return pointOrThrow(flag, v, 'a duration such as 24h, 7d, 90m, or an ISO date such as 2026-11-30T12:00Z');
 }
 
 /** A duration flag (`--older-than 30d`) or an ISO date. */
 export function durationOrDate(flag: string, v: string): Date | number {
-  const ms = parseDuration(v);
-  if (ms !== null) return ms;
-  const date = parseDate(v);
-  if (date) return date;
-  throw new UsageError(`--${flag}: expected a duration such as 30d, 12h, 90m, or an ISO date, got '${v}'`);
+  const ms = checkDuration(v);
+  if (ms.ok) return ms.value;
+  // Not a duration: a date, or the reason it is neither.
+  return pointOrThrow(flag, v, 'a duration such as 30d, 12h, 90m, or an ISO date such as 2026-11-30');
+}
+
+function pointOrThrow(flag: string, v: string, forms: string): Date {
+  const point = checkPointInPast(v);
+  if (point.ok) return point.value;
+  throw new UsageError(`--${flag}: ${point.unreadable ? `expected ${forms}` : point.problem}, got ${quote(v)}`);
+}
+
+/** A flag's value quoted for a one-line message: control characters escaped, long ones cut. */
+function quote(v: string): string {
+  const cut = v.length > 80 ? `${v.slice(0, 80)}…` : v;
+  return JSON.stringify(cut).replace(/^"|"$/g, "'");
 }

@@ -2,6 +2,9 @@
 // a wrong one is a 400 page that names it. Unknown parameters are refused too (a misspelt
 // filter that is silently ignored shows the wrong jobs). Empty values count as absent, so the
 // filter form's blank fields do nothing.
+import type { Checked } from '../checked.ts';
+import { checkDate } from '../dates.ts';
+import { checkGroup, checkUserId } from '../ids.ts';
 import type { JobState } from '../types.ts';
 
 export const STATES: readonly JobState[] = ['started', 'finished', 'failed', 'dead', 'skipped'];
@@ -55,9 +58,6 @@ export const MAX_LIMIT = 500;
 const MAX_TEXT = 500;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TYPE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-// ISO 8601 as the links write it (with a zone) or as a datetime-local input sends it (no zone,
-// read as UTC like every time on the page).
-const DATE_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?)?(Z|[+-]\d{2}:\d{2})?$/;
 
 /** Reads one page's parameters; refuses any not in `allowed`. */
 class Params {
@@ -85,6 +85,19 @@ class Params {
     return this.#values(name).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
   }
 
+  /**
+   * A user id or group: exactly as sent (never trimmed, like everywhere else in the library),
+   * checked by the library's one rule for ids.
+   */
+  id(name: string, check: (value: unknown) => Checked<string>): string | undefined {
+    const values = this.#search.getAll(name).filter((v) => v !== '');
+    if (values.length > 1) throw new BadParameterError(name, 'give it once');
+    if (values[0] === undefined) return undefined;
+    const result = check(values[0]);
+    if (!result.ok) throw new BadParameterError(name, result.problem);
+    return result.value;
+  }
+
   #values(name: string): string[] {
     const values = this.#search.getAll(name).map((v) => v.trim()).filter(Boolean);
     for (const v of values) {
@@ -96,12 +109,10 @@ class Params {
   date(name: string): Date | undefined {
     const value = this.one(name);
     if (value === undefined) return undefined;
-    const hasZone = /(Z|[+-]\d{2}:\d{2})$/.test(value);
-    const date = DATE_TIME.test(value) ? new Date(hasZone || !value.includes('T') ? value : `${value}Z`) : null;
-    if (!date || Number.isNaN(date.getTime())) {
-      throw new BadParameterError(name, 'expected a date and time such as 2026-11-30T04:00 (UTC) or an ISO 8601 timestamp');
-    }
-    return date;
+    // The links write a zone; a datetime-local input sends none, read as UTC like every time on the page.
+    const date = checkDate(value, { zoneless: 'utc' });
+    if (!date.ok) throw new BadParameterError(name, `${date.problem} (e.g. 2026-11-30T04:00, read as UTC)`);
+    return date.value;
   }
 
   int(name: string, min: number, max: number): number | undefined {
@@ -139,10 +150,10 @@ export function parseListParams(search: URLSearchParams): ListFilters {
   const until = params.date('until');
   if (since && until && since >= until) throw new BadParameterError('until', 'must be later than since');
   return {
-    user: params.one('user'),
+    user: params.id('user', checkUserId),
     types: [...new Set(types)],
     states: [...new Set(states)] as JobState[],
-    group: params.one('group'),
+    group: params.id('group', checkGroup),
     since,
     until,
     jid: jid?.toLowerCase(),

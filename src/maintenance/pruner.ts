@@ -1,18 +1,14 @@
 // Retention: delete settled history in small batches, each its own short statement (and so its
 // own transaction), so a prune of millions of rows never holds long locks or a long snapshot.
 import { z } from 'zod';
-import { pointInPast } from '../duration.ts';
+import { pointInPastSchema } from '../duration.ts';
 import { parseOptions, PRUNABLE_STATES, prunableStatesSchema } from '../options.ts';
 import type { PrismaLike, PruneOptions, PruneResult } from '../types.ts';
 
 export const PRUNE_DEFAULT_BATCH = 5000;
 
-const olderThanSchema = z.custom<PruneOptions['olderThan']>((v) => pointInPast(v) !== null, {
-  message: "expected a Date, an ISO 8601 date, milliseconds or a duration such as '30d', '12h', '90m'",
-});
-
 export const pruneOptionsSchema = z.strictObject({
-  olderThan: olderThanSchema,
+  olderThan: pointInPastSchema,
   states: prunableStatesSchema.default([...PRUNABLE_STATES]),
   batchSize: z.int().min(1).max(100_000).default(PRUNE_DEFAULT_BATCH),
   dryRun: z.boolean().default(false),
@@ -47,7 +43,7 @@ SELECT count(*)::bigint AS n FROM job_logs
 /** Delete settled rows that finished before `olderThan`, oldest first, `batchSize` at a time. */
 export async function prune(prisma: PrismaLike, options: PruneOptions): Promise<PruneResult> {
   const o = parseOptions(pruneOptionsSchema, options, 'prune');
-  const olderThan = pointInPast(o.olderThan)!;
+  const { olderThan } = o;
   if (o.dryRun) {
     const [row] = (await prisma.$queryRawUnsafe<{ n: bigint | number | string }[]>(countDoomed, o.states, olderThan)) ?? [];
     return { deleted: Number(row?.n ?? 0), batches: 0, olderThan, dryRun: true };
