@@ -8,7 +8,7 @@ import {
   workOptionsSchema,
 } from './options.ts';
 import { runSection } from './section.ts';
-import { LogStore } from './store.ts';
+import { LogStore, type SqlRunner } from './store.ts';
 import { createBatchHandler, type BusyEvent, type JobLogWarning } from './tracker.ts';
 import { groupSchema, userIdSchema } from './ids.ts';
 import { assertJobTypes } from './job-types.ts';
@@ -40,6 +40,12 @@ import type {
 } from './types.ts';
 import { z } from 'zod';
 import type { WorkOptions as BossWorkOptions } from 'pg-boss';
+
+/** The tracker's statements on pg-boss's own pool (`writesThrough: 'pg-boss'`). */
+function bossRunner(boss: BossLike): SqlRunner {
+  const db = boss.getDb();
+  return async (statement, values) => (await db.executeSql(statement, values)).rows as Record<string, unknown>[];
+}
 
 /** How far back the first reconciliation pass of a process reads pg-boss's ended jobs. */
 const RECONCILE_LOOKBACK_SECONDS = 3600;
@@ -86,7 +92,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   constructor(options: JobLogOptions) {
     super();
     const parsed = parseOptions(jobLogOptionsSchema, options, 'createJobLog');
-    this.#store = new LogStore(parsed.prisma as PrismaLike);
+    this.#store = new LogStore(parsed.prisma as PrismaLike, parsed.writesThrough === 'pg-boss' ? bossRunner(parsed.boss as BossLike) : undefined);
     this.#store.onTerminal = (jids) => this.#emitSettled(jids);
     this.#prisma = parsed.prisma as PrismaLike;
     this.#boss = parsed.boss as BossLike | undefined;

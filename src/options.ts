@@ -67,6 +67,10 @@ export const jobLogOptionsSchema = z.strictObject({
   })).optional(),
   bossSchema: bossSchemaName,
   prune: z.lazy(() => pruneScheduleSchema).optional(),
+  writesThrough: z.enum(['prisma', 'pg-boss'], { message: "expected 'prisma' or 'pg-boss'" }).default('prisma'),
+}).refine((o) => o.writesThrough !== 'pg-boss' || o.boss !== undefined, {
+  path: ['writesThrough'],
+  message: "'pg-boss' writes through the boss's own pool: pass boss too",
 });
 
 /** The states `prune()` may delete. `started` rows are never pruned: they may hold a section. */

@@ -62,6 +62,9 @@ function conflictOutcome(why: Record<string, unknown> | undefined, attempt: numb
   return null;
 }
 
+/** Runs one statement and resolves to its rows. */
+export type SqlRunner = (statement: string, values: unknown[]) => Promise<Record<string, unknown>[]>;
+
 /** Prisma's default `timeout` of an interactive transaction. */
 const PRISMA_TRANSACTION_TIMEOUT_MS = 5000;
 
@@ -79,8 +82,12 @@ export class LogStore {
   /** Told the jids of rows that just reached a terminal state (for the `settled` event). */
   onTerminal: ((jids: string[]) => void) | null = null;
 
-  constructor(prisma: PrismaLike) {
+  readonly #query: SqlRunner;
+
+  /** `query`: the connection the log's statements go through; the caller's Prisma client unless given. */
+  constructor(prisma: PrismaLike, query?: SqlRunner) {
     this.#prisma = prisma;
+    this.#query = query ?? (async (statement, values) => (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...values)) ?? []);
     this.#claims = new Coalescer({
       runMany: (jobs) => this.#claimMany(jobs),
       // One job's failure (a value the table refuses, say) is that job's alone.
@@ -161,8 +168,8 @@ export class LogStore {
     return s.state === 'finished' ? this.finish(s.jid, s.attempt) : this.recordFailure(s.jid, s.attempt, s.error, s.state);
   }
 
-  async #rows(statement: string, values: unknown[]): Promise<Record<string, unknown>[]> {
-    return (await this.#prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...values)) ?? [];
+  #rows(statement: string, values: unknown[]): Promise<Record<string, unknown>[]> {
+    return this.#query(statement, values);
   }
 
   async claim(job: JobIdentity): Promise<ClaimResult> {

@@ -11,7 +11,7 @@ export interface PrismaLike {
 
 /** The part of a PgBoss instance the library uses. */
 /** `retry` and `cancel` are used by the actions only (`joblog.retry()`, `joblog.cancel()`). */
-export type BossLike = Pick<PgBoss, 'work' | 'offWork' | 'retry' | 'cancel'>;
+export type BossLike = Pick<PgBoss, 'work' | 'offWork' | 'retry' | 'cancel' | 'getDb'>;
 
 /** The states of a log row. Only `started` holds a section. */
 export type JobState = 'started' | 'finished' | 'failed' | 'dead' | 'skipped';
@@ -68,6 +68,13 @@ export interface JobLogOptions {
   bossSchema?: string;
   /** Prune on an interval while the log lives (see `joblog.stop()`). Default off. */
   prune?: PruneSchedule;
+  /**
+   * The connection the log's claims, settles and other writes go through: your Prisma client
+   * (default), or `'pg-boss'`: pg-boss's own pool (`boss.getDb()`), which costs less CPU per
+   * statement than Prisma's raw path, and fails together with pg-boss (a job whose log write
+   * fails is also a job pg-boss cannot complete). Reads and `ctx.fenced()` stay on Prisma.
+   */
+  writesThrough?: 'prisma' | 'pg-boss';
 }
 
 /** What the handler gets besides the job. */
