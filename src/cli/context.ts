@@ -1,7 +1,7 @@
 // What a command runs with: its output streams and style, and a job log on a PrismaClient the
 // CLI makes from the URL (the CLI is an application; the library never makes a client).
 import { JobLogError } from '../errors.ts';
-import { createJobLog, type JobLog } from '../joblog.ts';
+import type { JobLog } from '../joblog.ts';
 import type { PrismaLike } from '../types.ts';
 import { str, UsageError, type Parsed } from './args.ts';
 import { toJson, type OutputStyle } from './format.ts';
@@ -59,7 +59,7 @@ export class CommandContext {
   async joblogWithBoss(): Promise<JobLog> {
     if (!this.#actionLog) {
       const { prisma } = await this.#open();
-      const { PgBoss } = await import('pg-boss');
+      const [{ PgBoss }, { createJobLog }] = await Promise.all([import('pg-boss'), import('../joblog.ts')]);
       const schema = this.#bossSchema;
       const boss = new PgBoss({ connectionString: this.url, ...(schema === undefined ? {} : { schema }), supervise: false, schedule: false, migrate: false });
       boss.on('error', () => {}); // a failing action reports its own error
@@ -73,8 +73,8 @@ export class CommandContext {
   async #open() {
     if (!this.#client) {
       const url = this.url;
-      const { PrismaClient } = await importPrismaClient();
-      const { PrismaPg } = await importAdapter();
+      // The library is loaded here, not at start-up, so --version, --help and usage errors skip it.
+      const [{ PrismaClient }, { PrismaPg }, { createJobLog }] = await Promise.all([importPrismaClient(), importAdapter(), import('../joblog.ts')]);
       const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
       const bossSchema = this.#bossSchema;
       this.#client = { prisma, joblog: createJobLog({ prisma, ...(bossSchema === undefined ? {} : { bossSchema }) }) };
