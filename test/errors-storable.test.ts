@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { createJobLog, SectionBusyError, type JobLogWarning } from '../src/index.ts';
 import { reap } from '../src/maintenance/reaper.ts';
+import { jobPage } from '../src/dashboard/pages/job.ts';
 import { recordError } from '../src/rows.ts';
+import type { JobLogRow } from '../src/types.ts';
 import { LogStore, type JobIdentity } from '../src/store.ts';
 import { setupTestDb } from './helpers/db.ts';
 import { bossJob, FAST, holdSection, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
@@ -66,6 +68,21 @@ describe('recordError', () => {
     const message = 'a'.repeat(1999) + '😀' + 'b'.repeat(10);
     expect(recordError(new Error(message)).message).toBe(`${'a'.repeat(1999)}… [12 more characters]`);
   });
+});
+
+test('the job page says which attempts\' errors the capped history no longer keeps', () => {
+  const entry = (attempt: number) => ({ attempt, at: new Date().toISOString(), error: { name: 'Error', message: `boom ${attempt}` } });
+  const row = {
+    id: 1n, jid: randomUUID(), queue: 'q', jobType: 'reconciliation', state: 'dead', userId: null, group: null, attempt: 30,
+    maxAttempts: 30, holderJid: null, queuedAt: null, startedAt: new Date(), finishedAt: new Date(), durationMs: 1, waitedMs: null,
+    leaseUntil: null, error: entry(30).error, errors: [entry(1), ...Array.from({ length: 19 }, (_, i) => entry(12 + i))],
+    createdAt: new Date(), updatedAt: new Date(),
+  } satisfies JobLogRow;
+  const page = jobPage('/', row, { showStacks: true }).toString();
+  expect(page.match(/error not kept \(errors keeps the first and the last 19\)/g)).toHaveLength(10); // attempts 2–11
+  expect(page).toContain('boom 1');
+  expect(page).toContain('boom 12');
+  expect(page).not.toContain('no error recorded');
 });
 
 describe('errors the database cannot store', () => {

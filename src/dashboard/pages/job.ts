@@ -1,3 +1,4 @@
+import { ERRORS_KEPT } from '../../sql.ts';
 import type { JobLogRow, RecordedError } from '../../types.ts';
 import { formatDuration, formatTime, shortId } from '../format.ts';
 import { html, type Html } from '../html.ts';
@@ -67,7 +68,9 @@ function attemptsTable(row: JobLogRow, options: JobPageOptions): Html {
       const lastError = row.state !== 'finished' && row.state !== 'started' && row.error;
       return html`<tr><td class="num">${n}</td><td>${row.state === 'started' ? 'running' : row.state}</td><td>${row.finishedAt ? formatTime(row.finishedAt) : ''}</td><td class="msg">${lastError && details(lastError)}</td></tr>`;
     }
-    return html`<tr><td class="num">${n}</td><td class="muted">no error recorded</td><td></td><td></td></tr>`;
+    const dropped = row.errors.length >= ERRORS_KEPT && n > row.errors[0]!.attempt && n < row.errors[1]!.attempt;
+    const note = dropped ? `error not kept (errors keeps the first and the last ${ERRORS_KEPT - 1})` : 'no error recorded';
+    return html`<tr><td class="num">${n}</td><td class="muted">${note}</td><td></td><td></td></tr>`;
   })}</tbody>
 </table>`;
 }
