@@ -6,6 +6,7 @@ import { fromPrisma } from 'pg-boss';
 import { ActionRefusedError } from './errors.ts';
 import { reap } from './maintenance/reaper.ts';
 import { toJobLogRow } from './rows.ts';
+import { NAME_CHARS, storableText } from './sanitise.ts';
 import { isSectionBusyError } from './section.ts';
 import * as sql from './sql.ts';
 import type { BossLike, JobLogRow, PrismaLike } from './types.ts';
@@ -34,7 +35,7 @@ export interface ActionDeps {
   bossSchema: string;
 }
 
-const actor = (options: ActionOptions) => (options.by ? `by ${options.by}` : 'by an operator');
+const actor = (options: ActionOptions) => (options.by ? `by ${storableText(options.by, NAME_CHARS)}` : 'by an operator');
 
 async function rowOf(db: PrismaLike, action: ActionName, jid: string): Promise<JobLogRow> {
   const rows = await db.$queryRawUnsafe<Record<string, unknown>[]>(sql.byJid, jid);

@@ -158,7 +158,7 @@ describe('errors the database cannot store', () => {
     expect(JSON.stringify(job.output).length).toBeLessThan(8_000);
   });
 
-  test('every append to errors keeps the first entry and the last 19: settles, a lost attempt, the reaper', async () => {
+  test('every append to errors keeps the first entry and the last 19: settles, a lost attempt, the reaper, an action', async () => {
     const store = new LogStore(db.prisma);
     const identity = (): JobIdentity => ({
       jid: randomUUID(), queue: 'q', type: 'reconciliation', userId: null, group: null, attempt: 1, maxAttempts: 99, queuedAt: null,
@@ -201,6 +201,13 @@ describe('errors the database cannot store', () => {
     const reaped = await history(c.jid);
     expectCapped(reaped, [reaped.at(-1)!]);
     expect(reaped.at(-1)).toMatch(/^section holder lost: its lease expired at /);
+
+    // An action's note: capped like the rest, and its `by` storable.
+    const d = await seeded();
+    await db.pool.query(`UPDATE job_logs SET lease_until = now() - interval '1 second' WHERE jid = $1`, [d.jid]);
+    await createJobLog({ prisma: db.prisma }).release(d.jid, { by: 'ops\u0000\ud800' });
+    const released = await history(d.jid);
+    expectCapped(released, [released.at(-2)!, 'section released by ops\ufffd\ufffd']);
   });
 
   test('a finished row does not show the error of an earlier attempt; the history keeps it', async () => {
