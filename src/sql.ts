@@ -35,7 +35,8 @@ const leaseExpiredError = (leaseUntil: string) =>
 /**
  * End, as the reaper would (`dead`, LEASE_EXPIRED), the `started` rows matched by `match` (which
  * names the state: see claimConflicts) whose lease has passed, so a claim need not wait for a
- * reaper to open their section. A worker's row has no lease and is never matched. Returns the ids.
+ * reaper to open their section. A worker's row has no lease and is never matched. Returns the ids
+ * and jids; the statements using it report the jids as `lapsed_jids` (rows that became terminal).
  */
 const endLapsedLeases = (from: string, match: string) => `
   UPDATE job_logs j
@@ -45,7 +46,7 @@ const endLapsedLeases = (from: string, match: string) => `
          updated_at = clock_timestamp()
     ${from}
    WHERE ${match} AND j.lease_until < clock_timestamp()
-  RETURNING j.id`;
+  RETURNING j.id, j.jid`;
 
 /** The row's columns as the library reads them. */
 export const COLUMNS = `id, jid::text AS jid, queue, job_type::text AS job_type, state::text AS state,
@@ -124,7 +125,8 @@ SELECT (SELECT CASE WHEN id IN (SELECT id FROM lapsed) THEN 'dead' ELSE state::t
        (SELECT attempt FROM job_logs WHERE jid = $1::uuid) AS own_attempt,
        (SELECT jid::text FROM job_logs
          WHERE user_id = $2::text AND "group" = $3::text AND state = 'started'
-           AND id NOT IN (SELECT id FROM lapsed)) AS holder_jid`;
+           AND id NOT IN (SELECT id FROM lapsed)) AS holder_jid,
+       (SELECT array_agg(jid::text) FROM lapsed) AS lapsed_jids`;
 
 /** `error` is the current outcome's: none once finished; the failures of earlier attempts stay in `errors`. $1 jid, $2 attempt */
 export const finish = `
@@ -282,7 +284,8 @@ WITH input AS (
     ) h
 ), lapsed AS (${endLapsedLeases('FROM holders x', `j.id = x.id AND j.state::text = 'started'`)})
 SELECT x.i, CASE WHEN EXISTS (SELECT 1 FROM lapsed l WHERE l.id = own.id) THEN 'dead' ELSE own.state::text END AS own_state,
-       own.attempt AS own_attempt, held.jid::text AS holder_jid
+       own.attempt AS own_attempt, held.jid::text AS holder_jid,
+       (SELECT array_agg(jid::text) FROM lapsed) AS lapsed_jids
   FROM input x
   LEFT JOIN job_logs own ON own.jid = x.jid
   LEFT JOIN holders held ON held.user_id = x.user_id AND held."group" = x."group"

@@ -138,6 +138,7 @@ export class LogStore {
   async #explainLost(jobs: JobIdentity[], lost: number[], results: (ClaimResult | undefined)[], last: boolean): Promise<number[]> {
     const input = lost.map((i) => ({ i, jid: jobs[i]!.jid, user_id: jobs[i]!.userId, group: jobs[i]!.group }));
     const rows = await this.#rows(sql.claimConflicts, [JSON.stringify(input)]);
+    this.#lapsed(rows[0]);
     const again: number[] = [];
     for (const row of rows) {
       const i = Number(row.i);
@@ -164,6 +165,11 @@ export class LogStore {
     if (jids.length > 0) this.onTerminal?.(jids);
   }
 
+  /** A conflict diagnosis ended section rows whose lease had passed (see sql.claimConflict). */
+  #lapsed(why: Record<string, unknown> | undefined): void {
+    this.#terminal((why?.lapsed_jids as string[] | null | undefined) ?? []);
+  }
+
   #settleOne(s: Settlement): Promise<boolean> {
     return s.state === 'finished' ? this.finish(s.jid, s.attempt) : this.recordFailure(s.jid, s.attempt, s.error, s.state);
   }
@@ -183,6 +189,7 @@ export class LogStore {
       const [row] = await this.#rows(statement, values);
       if (row) return { outcome: row.outcome === 'reentered' ? 'reentered' : 'claimed' };
       const [why] = await this.#rows(sql.claimConflict, [job.jid, job.userId, job.group]);
+      this.#lapsed(why);
       const outcome = conflictOutcome(why, job.attempt, tries >= CLAIM_TRIES);
       if (outcome) return outcome;
     }

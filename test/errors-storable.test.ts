@@ -7,6 +7,7 @@ import { recordError } from '../src/rows.ts';
 import type { JobLogRow } from '../src/types.ts';
 import { LogStore, type JobIdentity } from '../src/store.ts';
 import { setupTestDb } from './helpers/db.ts';
+import { waitFor } from './helpers/wait.ts';
 import { bossJob, FAST, holdSection, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
 
 const db = setupTestDb('errors-storable');
@@ -277,6 +278,8 @@ describe('section() and errors', () => {
 
   test('without a reaper, a claim takes over a section whose lease has run out; a live lease or a worker row still holds', async () => {
     const joblog = noBoss();
+    const settled: JobLogRow[] = [];
+    joblog.on('settled', (row) => settled.push(row));
     const crashed = randomUUID();
     // The row a process left when it died inside its section: its lease ran out a second ago.
     await db.pool.query(
@@ -288,6 +291,8 @@ describe('section() and errors', () => {
     expect(old!.error!.message).toMatch(/^section holder lost: its lease expired at /);
     expect(old!.errors).toHaveLength(1);
     expect(old!.finishedAt).toBeInstanceOf(Date);
+    await waitFor('settled events', async () => settled.length >= 2);
+    expect(settled.map((r) => [r.jid === crashed ? 'crashed' : 'new', r.state]).sort()).toEqual([['crashed', 'dead'], ['new', 'finished']]);
 
     // A claim with the crashed row's own jid does not mistake that row for its own.
     await db.pool.query(`UPDATE job_logs SET state = 'started', lease_until = now() - interval '1 second' WHERE jid = $1`, [crashed]);
