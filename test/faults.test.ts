@@ -1,13 +1,13 @@
 // Proof under faults: real worker processes killed with SIGKILL, connections cut while a row is
 // being settled, an attempt that outlives its timeout, and bad input on every public entry.
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { afterAll, describe, expect, test } from 'vitest';
 import { PrismaClient } from '../src/generated/prisma/client.ts';
 import { createJobLog, InvalidOptionsError, type JobLogWarning } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
+import { cuttableProxy } from './helpers/proxy.ts';
 import { FAST, gate, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
 import { waitFor } from './helpers/wait.ts';
 
@@ -33,32 +33,6 @@ async function workerProcess(queues: string[]) {
   const seen = (line: string) => waitFor(`worker printed "${line}"`, async () => lines.includes(line), 20_000);
   await seen('ready');
   return { child, lines, seen };
-}
-
-/** A TCP proxy to PostgreSQL that can cut every connection through it and refuse new ones. */
-async function cuttableProxy(target: URL) {
-  const sockets = new Set<net.Socket>();
-  let refusing = false;
-  const server = net.createServer((client) => {
-    if (refusing) return void client.destroy();
-    const upstream = net.connect(Number(target.port || 5432), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {});
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = new URL(target);
-  url.hostname = '127.0.0.1';
-  url.port = String((server.address() as net.AddressInfo).port);
-  return {
-    url: url.toString(),
-    cut() { refusing = true; for (const s of sockets) s.destroy(); },
-    restore() { refusing = false; },
-    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
-  };
 }
 
 describe('faults', () => {

@@ -3,13 +3,13 @@
 // batch whose handlers finished, a value the table refuses, and a worker frozen past its expiry.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { afterAll, describe, expect, test } from 'vitest';
 import { PrismaClient } from '../src/generated/prisma/client.ts';
 import { createJobLog, type JobLogWarning } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
+import { cuttableProxy } from './helpers/proxy.ts';
 import { FAST, gate, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
 import { waitFor } from './helpers/wait.ts';
 
@@ -33,35 +33,6 @@ async function refuseInserts(userId: string) {
   await db.pool.query(`CREATE TRIGGER refuse_log_insert BEFORE INSERT ON job_logs FOR EACH ROW EXECUTE FUNCTION refuse_log_insert()`);
   await db.pool.query(`INSERT INTO refused_users VALUES ($1) ON CONFLICT DO NOTHING`, [userId]);
   return { stop: () => db.pool.query(`DELETE FROM refused_users WHERE user_id = $1`, [userId]) };
-}
-
-/** A TCP proxy to PostgreSQL that can cut every connection through it and refuse new ones for a while. */
-async function cuttableProxy(target: URL) {
-  const sockets = new Set<net.Socket>();
-  let refusing = false;
-  const server = net.createServer((client) => {
-    if (refusing) return void client.destroy();
-    const upstream = net.connect(Number(target.port || 5432), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {});
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = new URL(target);
-  url.hostname = '127.0.0.1';
-  url.port = String((server.address() as net.AddressInfo).port);
-  return {
-    url: url.toString(),
-    cutFor(ms: number) {
-      refusing = true;
-      for (const s of sockets) s.destroy();
-      setTimeout(() => (refusing = false), ms);
-    },
-    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
-  };
 }
 
 describe('one true row per job when the log fails', () => {
