@@ -21,7 +21,7 @@ import { measurePrune } from './bench/prune.ts';
 import { fillLog, measureQueries } from './bench/queries.ts';
 import { type BenchResults, CPU_SCOPE, machine, summaryLine, tables, targets, writeReport } from './bench/report.ts';
 import { measureScaling } from './bench/scaling.ts';
-import { measureThroughput, type Mode } from './bench/throughput.ts';
+import { measureThroughput, type Mode, warmUp } from './bench/throughput.ts';
 import { spawnWorker } from './bench/worker-host.ts';
 
 // The hand-written log without a section costs what it costs with one (the same row work): the
@@ -36,7 +36,7 @@ function plan(args: BenchArgs) {
     modes: quick ? QUICK_MODES : [...QUICK_MODES, 'handWrittenNoSection', 'perJob'] satisfies Mode[],
     batch1Jobs: quick ? 400 : 2000,
     batch50Jobs: quick ? 3000 : 15_000,
-    claims: quick ? 400 : 4800,
+    claims: quick ? 300 : 4800,
     rows: quick ? Math.min(args.rows, 100_000) : args.rows,
     queryRepeats: quick ? 50 : 200,
     // make-rows spreads start times over 90 days: '60d' prunes about a third of them
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   const args = parseBenchArgs(process.argv.slice(2));
   const p = plan(args);
   const on = (part: BenchArgs['only'][number]) => args.only.includes(part);
-  const steps = (on('throughput') ? p.rounds * 2 * p.modes.length : 0) + (on('claims') ? CLAIM_SCENARIOS : 0) + (on('queries') ? 6 : 0) + (on('queries') || on('prune') ? 1 : 0)
+  const steps = (on('throughput') ? p.rounds * 2 * p.modes.length + 1 : 0) + (on('claims') ? CLAIM_SCENARIOS : 0) + (on('queries') ? 6 : 0) + (on('queries') || on('prune') ? 1 : 0)
     + (on('prune') ? 1 : 0) + (on('memory') ? 1 : 0) + (on('scaling') ? p.scaling.length * 2 : 0);
   const bar = progress(steps + 1);
   const began = performance.now();
@@ -77,6 +77,8 @@ async function main(): Promise<void> {
       const step = (label: string) => bar.step(label);
       const worker = await spawnWorker(ctx.url, (w) => ctx.warnings.push(w));
       try {
+        await warmUp(ctx, worker, p.modes);
+        bar.step('warm-up');
         results.throughput.push(await measureThroughput(ctx, worker, { batchSize: 1, localConcurrency: 8, jobs: p.batch1Jobs }, p.rounds, p.modes, step));
         results.throughput.push(await measureThroughput(ctx, worker, { batchSize: 50, localConcurrency: 4, jobs: p.batch50Jobs }, p.rounds, p.modes, step));
       } finally {

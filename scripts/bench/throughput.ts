@@ -144,6 +144,18 @@ export async function drain(ctx: BenchContext, worker: BenchWorker, mode: Mode, 
   return { jobsPerSecond: shape.jobs / seconds, appMicrosPerJob: appMicros / shape.jobs, dbMicrosPerJob: dbMicros / shape.jobs };
 }
 
+/**
+ * Drain a small backlog in every mode, unmeasured: the worker process's code is compiled and its
+ * pools connected before the first round, which would otherwise pay for them.
+ */
+export async function warmUp(ctx: BenchContext, worker: BenchWorker, modes: readonly Mode[]): Promise<void> {
+  const shape: DrainShape = { batchSize: 10, localConcurrency: 4, jobs: 200 };
+  const queues = modes.map((mode) => ({ mode, queue: uniqueName(`bench-warm-${mode}`) }));
+  for (const { queue } of queues) await fillQueue(ctx.boss, queue, shape.jobs);
+  await sleep(1100);
+  for (const { mode, queue } of queues) await drain(ctx, worker, mode, queue, shape);
+}
+
 export async function measureThroughput(
   ctx: BenchContext,
   worker: BenchWorker,
