@@ -2,41 +2,47 @@
 // all measured in this one run (docs/benchmarks.md is rewritten from it).
 //
 //   npm run bench                    full run (≈ 10 min): 1M rows, 100,000-job memory run
-//   npm run bench -- --quick         under a minute: fewer rounds, jobs and rows
+//   npm run bench -- --quick         under two minutes: fewer rounds, jobs and rows, no
+//                                    scaling part; docs/benchmarks.md is left alone
 //   npm run bench -- --rows 10000000 the query and prune measurements on 10M rows
 //
 // DATABASE_URL: a database is created on that server for the run and dropped after it;
-// unset: an embedded PostgreSQL is started for the run.
+// unset: an embedded PostgreSQL is started for the run (preferred: its CPU is all the bench's).
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type BenchArgs, parseBenchArgs } from './bench/args.ts';
-import { measureClaims } from './bench/claims.ts';
+import { CLAIM_SCENARIOS, measureClaims } from './bench/claims.ts';
 import { openContext } from './bench/context.ts';
 import { openBenchDatabase } from './bench/database.ts';
 import { measureMemory } from './bench/memory.ts';
 import { progress } from './bench/progress.ts';
 import { measurePrune } from './bench/prune.ts';
 import { fillLog, measureQueries } from './bench/queries.ts';
-import { type BenchResults, machine, summaryLine, tables, targets, writeReport } from './bench/report.ts';
+import { type BenchResults, CPU_SCOPE, machine, summaryLine, tables, targets, writeReport } from './bench/report.ts';
 import { measureScaling } from './bench/scaling.ts';
-import { measureThroughput, type Mode } from './bench/throughput.ts';
+import { measureThroughput, type Mode, warmUp } from './bench/throughput.ts';
+import { spawnWorker } from './bench/worker-host.ts';
 
-/** How much of everything: --quick trades precision for a run under a minute. */
+// The hand-written log without a section costs what it costs with one (the same row work): the
+// full run measures it, the quick run leaves it out to stay under two minutes.
+const QUICK_MODES: Mode[] = ['untracked', 'tracked', 'trackedNoSection', 'handWritten'];
+
+/** How much of everything: --quick trades precision for a run under two minutes. */
 function plan(args: BenchArgs) {
   const quick = args.quick;
   return {
     rounds: quick ? 3 : 5,
-    modes: (quick ? ['untracked', 'tracked'] : ['untracked', 'perJob', 'tracked']) as Mode[],
-    batch1Jobs: quick ? 1000 : 4000,
-    batch50Jobs: quick ? 10_000 : 40_000,
-    claimsPerContender: quick ? 50 : 300,
-    rows: quick ? Math.min(args.rows, 200_000) : args.rows,
+    modes: quick ? QUICK_MODES : [...QUICK_MODES, 'handWrittenNoSection', 'perJob'] satisfies Mode[],
+    batch1Jobs: quick ? 400 : 2000,
+    batch50Jobs: quick ? 3000 : 15_000,
+    claims: quick ? 300 : 4800,
+    rows: quick ? Math.min(args.rows, 100_000) : args.rows,
     queryRepeats: quick ? 50 : 200,
     // make-rows spreads start times over 90 days: '60d' prunes about a third of them
     pruneOlderThan: '60d',
-    memoryJobs: quick ? 10_000 : 100_000,
-    scaling: quick ? [1, 2] : [1, 2, 4],
+    memoryJobs: quick ? 4000 : 100_000,
+    scaling: quick ? [] : [1, 2, 4],
     scalingJobs: quick ? 5_000 : 40_000,
   };
 }
@@ -45,20 +51,21 @@ async function main(): Promise<void> {
   const args = parseBenchArgs(process.argv.slice(2));
   const p = plan(args);
   const on = (part: BenchArgs['only'][number]) => args.only.includes(part);
-  const steps = (on('throughput') ? p.rounds * 2 * p.modes.length : 0) + (on('claims') ? 3 : 0) + (on('queries') ? 5 : 0) + (on('queries') || on('prune') ? 1 : 0)
+  const steps = (on('throughput') ? p.rounds * 2 * p.modes.length + 1 : 0) + (on('claims') ? CLAIM_SCENARIOS : 0) + (on('queries') ? 6 : 0) + (on('queries') || on('prune') ? 1 : 0)
     + (on('prune') ? 1 : 0) + (on('memory') ? 1 : 0) + (on('scaling') ? p.scaling.length * 2 : 0);
   const bar = progress(steps + 1);
   const began = performance.now();
 
   bar.step('database');
   const db = await openBenchDatabase();
-  const ctx = await openContext(db.url);
+  const ctx = await openContext(db.url, db.embedded);
   const results: BenchResults = {
     date: new Date(),
     load: [os.loadavg()[0]!, 0],
     quick: args.quick,
     rows: p.rows,
     machine: machine(await serverVersion(ctx.pool), db.embedded ? 'embedded PostgreSQL (fsync off)' : 'the DATABASE_URL server'),
+    cpuScope: ctx.serverCpu.scope,
     seconds: 0,
     throughput: [],
     claims: [],
@@ -68,10 +75,17 @@ async function main(): Promise<void> {
   try {
     if (on('throughput')) {
       const step = (label: string) => bar.step(label);
-      results.throughput.push(await measureThroughput(ctx, { batchSize: 1, localConcurrency: 8, jobs: p.batch1Jobs }, p.rounds, p.modes, step));
-      results.throughput.push(await measureThroughput(ctx, { batchSize: 50, localConcurrency: 4, jobs: p.batch50Jobs }, p.rounds, p.modes, step));
+      const worker = await spawnWorker(ctx.url, (w) => ctx.warnings.push(w));
+      try {
+        await warmUp(ctx, worker, p.modes);
+        bar.step('warm-up');
+        results.throughput.push(await measureThroughput(ctx, worker, { batchSize: 1, localConcurrency: 8, jobs: p.batch1Jobs }, p.rounds, p.modes, step));
+        results.throughput.push(await measureThroughput(ctx, worker, { batchSize: 50, localConcurrency: 4, jobs: p.batch50Jobs }, p.rounds, p.modes, step));
+      } finally {
+        await worker.close();
+      }
     }
-    if (on('claims')) results.claims = await measureClaims(ctx, p.claimsPerContender, (l) => bar.step(l));
+    if (on('claims')) results.claims = await measureClaims(ctx, p.claims, (l) => bar.step(l));
     if (on('queries') || on('prune')) {
       await fillLog(ctx, p.rows, (made) => bar.note(`making rows: ${made.toLocaleString('en-US')} of ${p.rows.toLocaleString('en-US')}`));
       bar.step('rows made');
@@ -96,6 +110,7 @@ async function main(): Promise<void> {
   results.seconds = (performance.now() - began) / 1000;
   results.load[1] = os.loadavg()[0]!;
   if (ctx.warnings.length) console.error(`warnings during the run (${ctx.warnings.length}), first: ${ctx.warnings[0]}`);
+  if (!db.embedded) console.error(`DATABASE_URL is a shared server: PostgreSQL CPU counts ${CPU_SCOPE.backends} (unset DATABASE_URL for a server of the bench's own)`);
 
   console.log(tables(results));
   console.log(targets(results));

@@ -12,7 +12,7 @@ export interface BenchArgs {
 }
 
 const USAGE = `usage: npm run bench -- [--quick] [--rows N] [--only ${PARTS.join(',')}] [--no-write]
-  --quick      fewer rounds and jobs: finishes in under a minute
+  --quick      fewer rounds, jobs and rows, no scaling: under two minutes (docs/benchmarks.md is not rewritten)
   --rows N     rows in the log for the query and prune measurements (default 1000000)
   --only a,b   run only these parts (docs/benchmarks.md is then not rewritten)
   --no-write   do not rewrite docs/benchmarks.md`;
@@ -43,5 +43,5 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
   for (const part of only) {
     if (!(PARTS as readonly string[]).includes(part)) throw new Error(`--only: unknown part '${part}'\n${USAGE}`);
   }
-  return { quick: values.quick, rows, only: only as Part[], write: !values['no-write'] && !values.only };
+  return { quick: values.quick, rows, only: only as Part[], write: !values['no-write'] && !values.only && !values.quick };
 }

@@ -40,7 +40,7 @@ export async function measureMemory(ctx: BenchContext, jobs: number, onProgress:
   await sleep(1100);
   let peak = 0;
   const run = async (queue: string, count: number, offset: number) => {
-    await startWorker(ctx.boss, ctx.joblog, 'tracked', queue, shape);
+    await startWorker(ctx, 'tracked', queue, shape);
     for (let done = 0; done < count; ) {
       await sleep(200);
       done = await countCompleted(ctx, queue);

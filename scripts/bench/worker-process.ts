@@ -1,33 +1,46 @@
-// One worker process of the scaling measurement: its own PgBoss, Prisma client and job log on the
-// bench database. Told by its parent (IPC) when to start working and when to stop.
+// A worker process of the bench: its own PgBoss, Prisma client, job log and pg pool on the bench
+// database, so its CPU time is the worker's alone. Its parent (worker-host.ts) tells it over IPC
+// which queue to drain in which mode, and when to stop; on stop it reports the CPU it used.
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { PrismaClient } from '../../src/generated/prisma/client.ts';
 import { createJobLog } from '../../src/index.ts';
 import { BOSS_OPTIONS } from './context.ts';
-import { type DrainShape, type Mode, startWorker } from './throughput.ts';
+import { startWorker } from './throughput.ts';
+import type { Order, Reply } from './worker-host.ts';
 
-interface Orders {
-  url: string;
-  queue: string;
-  mode: Mode;
-  shape: DrainShape;
-}
-
-const orders = JSON.parse(process.argv[2]!) as Orders;
-const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: orders.url, max: 10 }) });
-const boss = new PgBoss({ connectionString: orders.url, max: 10, ...BOSS_OPTIONS });
-boss.on('error', (error) => process.send?.({ error: error.message }));
+const url = process.argv[2]!;
+const send = (reply: Reply) => process.send!(reply);
+const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: 10 }) });
+const boss = new PgBoss({ connectionString: url, max: 10, ...BOSS_OPTIONS });
+boss.on('error', (error) => send({ warning: `pg-boss: ${error.message}` }));
 await boss.start();
 const joblog = createJobLog({ prisma, boss });
+joblog.on('warning', (w) => send({ warning: `joblog: ${w.message}` }));
+const pool = new pg.Pool({ connectionString: url, max: 10 });
+pool.on('error', () => {}); // an idle connection cut when the bench database is dropped WITH (FORCE)
 
-process.on('message', async (message: string) => {
-  if (message === 'go') {
-    await startWorker(boss, joblog, orders.mode, orders.queue, orders.shape);
-  } else if (message === 'stop') {
-    await boss.stop({ graceful: false });
-    await prisma.$disconnect();
-    process.disconnect();
+let current: { queue: string; cpu: NodeJS.CpuUsage } | undefined;
+
+process.on('message', async (order: Order) => {
+  try {
+    if (order === 'exit') {
+      await boss.stop({ graceful: false });
+      await prisma.$disconnect();
+      await pool.end();
+      process.disconnect();
+    } else if (order === 'stop') {
+      const cpu = process.cpuUsage(current!.cpu);
+      await boss.offWork(current!.queue);
+      current = undefined;
+      send({ cpuMicros: cpu.user + cpu.system });
+    } else {
+      current = { queue: order.go.queue, cpu: process.cpuUsage() };
+      await startWorker({ boss, joblog, pool }, order.go.mode, order.go.queue, order.go.shape);
+    }
+  } catch (error) {
+    send({ failed: String((error as Error).stack ?? error) });
   }
 });
-process.send!('ready');
+send('ready');
