@@ -81,10 +81,14 @@ export function summaryLine(r: BenchResults): string {
     `claim_p99_ms_4=${f(claimP99(r, 4), 1)}`,
     `stats24h_ms=${f(queryMedian(r, 'stats, last 24 h'), 1)}`,
     `query_ms=${f(queryMs, 1)}`,
+    // Beyond issue 10's names: the same log with its writes on pg-boss's pool.
+    `batch1_viaboss=${f(ratioAt(r, 1, 'trackedViaBoss', 'untracked'))}`,
+    `batch50_viaboss=${f(ratioAt(r, 50, 'trackedViaBoss', 'untracked'))}`,
+    `app_us_per_job50_viaboss=${f(t50 && overhead(t50, 'trackedViaBoss').app, 0)}`,
   ].join(' ');
 }
 
-const LOGS: Mode[] = ['tracked', 'trackedNoSection', 'handWritten', 'handWrittenNoSection', 'perJob'];
+const LOGS: Mode[] = ['tracked', 'trackedViaBoss', 'trackedNoSection', 'handWritten', 'handWrittenNoSection', 'perJob'];
 
 function throughputTables(r: BenchResults): string[] {
   const out: string[] = [];

@@ -22,14 +22,16 @@ export interface DrainShape {
  * options. `tracked`: `joblog.work`, every job takes a section of its own. `trackedNoSection`: the
  * same without a group (no section). `handWritten`: INSERT + UPDATE per job through pg
  * (hand-written.ts), rows with a section; `handWrittenNoSection`: its rows without a group.
+ * `trackedViaBoss`: `tracked` with `writesThrough: 'pg-boss'` (the log's writes on pg-boss's pool).
  */
-export const MODES = ['untracked', 'perJob', 'tracked', 'trackedNoSection', 'handWritten', 'handWrittenNoSection'] as const;
+export const MODES = ['untracked', 'perJob', 'tracked', 'trackedViaBoss', 'trackedNoSection', 'handWritten', 'handWrittenNoSection'] as const;
 export type Mode = (typeof MODES)[number];
 
 export const MODE_LABELS: Record<Mode, string> = {
   untracked: 'untracked',
   perJob: 'pg-boss + includeMetadata + perJobResults, no log',
   tracked: 'tracked, with a section',
+  trackedViaBoss: "tracked, with a section, writesThrough 'pg-boss'",
   trackedNoSection: 'tracked, no section',
   handWritten: 'hand-written, with a section',
   handWrittenNoSection: 'hand-written, no section',
@@ -103,6 +105,8 @@ export async function waitForDrained(ctx: BenchContext, queue: string, workers: 
 export interface WorkerDeps {
   boss: PgBoss;
   joblog: JobLog;
+  /** The same log with `writesThrough: 'pg-boss'`. */
+  joblogViaBoss?: JobLog;
   pool: pg.Pool;
 }
 
@@ -110,7 +114,7 @@ const noop = async () => {};
 
 /** Register the worker of `mode` on `queue`. */
 export function startWorker(deps: WorkerDeps, mode: Mode, queue: string, shape: DrainShape): Promise<string> {
-  const { boss, joblog, pool } = deps;
+  const { boss, joblog, joblogViaBoss, pool } = deps;
   const userId = (job: { data: { userId: string } }) => job.data.userId;
   switch (mode) {
     case 'untracked':
@@ -120,6 +124,9 @@ export function startWorker(deps: WorkerDeps, mode: Mode, queue: string, shape: 
         jobs.map((job) => ({ id: job.id, status: 'completed' as const })));
     case 'tracked':
       return joblog.work(queue, { ...workOptions(shape), type: 'report_export', group: 'bench', userId }, noop);
+    case 'trackedViaBoss':
+      if (!joblogViaBoss) throw new Error("trackedViaBoss needs the worker's writesThrough 'pg-boss' log");
+      return joblogViaBoss.work(queue, { ...workOptions(shape), type: 'report_export', group: 'bench', userId }, noop);
     case 'trackedNoSection':
       return joblog.work(queue, { ...workOptions(shape), type: 'report_export', userId }, noop);
     case 'handWritten':

@@ -17,7 +17,8 @@ const boss = new PgBoss({ connectionString: url, max: 10, ...BOSS_OPTIONS });
 boss.on('error', (error) => send({ warning: `pg-boss: ${error.message}` }));
 await boss.start();
 const joblog = createJobLog({ prisma, boss });
-joblog.on('warning', (w) => send({ warning: `joblog: ${w.message}` }));
+const joblogViaBoss = createJobLog({ prisma, boss, writesThrough: 'pg-boss', reaper: false });
+for (const log of [joblog, joblogViaBoss]) log.on('warning', (w) => send({ warning: `joblog: ${w.message}` }));
 const pool = new pg.Pool({ connectionString: url, max: 10 });
 pool.on('error', () => {}); // an idle connection cut when the bench database is dropped WITH (FORCE)
 
@@ -37,7 +38,7 @@ process.on('message', async (order: Order) => {
       send({ cpuMicros: cpu.user + cpu.system });
     } else {
       current = { queue: order.go.queue, cpu: process.cpuUsage() };
-      await startWorker({ boss, joblog, pool }, order.go.mode, order.go.queue, order.go.shape);
+      await startWorker({ boss, joblog, joblogViaBoss, pool }, order.go.mode, order.go.queue, order.go.shape);
     }
   } catch (error) {
     send({ failed: String((error as Error).stack ?? error) });
