@@ -378,3 +378,23 @@ export const noteAction = `
 UPDATE job_logs SET errors = ${appendError('errors', 'attempt', '$2::jsonb')}, updated_at = clock_timestamp()
  WHERE jid = $1::uuid
 RETURNING id`;
+
+/**
+ * The busy attempts (`onBusy: 'throw'`) before this one, which wrote no row: one `errors` entry
+ * each, ahead of the row's own, each once. Also the row's `error` when it has none yet.
+ * $1 jid, $2 this attempt (the row's), $3 jsonb array of { attempt, at, error } (see busy-history.ts)
+ */
+export const recordBusyAttempts = `
+WITH fresh AS (
+  SELECT x.attempt, x.error,
+         jsonb_build_object('attempt', x.attempt, 'at', COALESCE(x.at, clock_timestamp()), 'error', x.error) AS entry
+    FROM job_logs j, jsonb_to_recordset($3::jsonb) AS x(attempt int, at timestamptz, error jsonb)
+   WHERE j.jid = $1::uuid AND j.attempt = $2::int AND x.attempt < $2::int
+     AND NOT jsonb_path_exists(j.errors, '$[*] ? (@.attempt == $a)', jsonb_build_object('a', x.attempt))
+)
+UPDATE job_logs j
+   SET errors = (SELECT jsonb_agg(entry ORDER BY attempt) FROM fresh) || j.errors,
+       error = COALESCE(j.error, (SELECT error FROM fresh ORDER BY attempt DESC LIMIT 1)),
+       updated_at = clock_timestamp()
+ WHERE j.jid = $1::uuid AND j.attempt = $2::int AND EXISTS (SELECT 1 FROM fresh)
+RETURNING j.id`;

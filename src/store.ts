@@ -1,3 +1,4 @@
+import type { BusyAttempt } from './busy-history.ts';
 import * as sql from './sql.ts';
 import { Coalescer } from './coalesce.ts';
 import { recordError, toJobLogRow } from './rows.ts';
@@ -285,6 +286,11 @@ export class LogStore {
   /** A retry's previous attempt left no error in the row: record `error` for it (once). */
   async recordLostAttempt(jid: string, attempt: number, error: RecordedError, fetchedAt: Date): Promise<boolean> {
     return (await this.#rows(sql.recordLostAttempt, [jid, attempt, JSON.stringify(error), fetchedAt])).length === 1;
+  }
+
+  /** Write the busy attempts before `attempt` into its row's `errors` (each once). */
+  async recordBusyAttempts(jid: string, attempt: number, busy: BusyAttempt[]): Promise<boolean> {
+    return (await this.#rows(sql.recordBusyAttempts, [jid, attempt, JSON.stringify(busy)])).length === 1;
   }
 
   /** Record how long an `onBusy: { wait }` job waited (since `since`) before it got its section. */
