@@ -87,4 +87,20 @@ describe("busy attempts with onBusy: 'throw' leave a trace", () => {
     expect(row.errors.map((e) => [e.attempt, e.error.code])).toEqual([[1, 'SECTION_BUSY'], [2, 'ATTEMPT_LOST']]);
     expect(row.errors[1]!.error.message).toBe('attempt 2 ended without settling its row: worker died');
   });
+
+  test('a job cancelled while it waits for its retry after a busy attempt: the reaper\'s row has its user and group', async () => {
+    const { boss, joblog } = await tracked(db);
+    const queue = queueName('busycancel');
+    await boss.createQueue(queue, { retryLimit: 3, retryDelay: 60 });
+    await joblog.work(queue, { ...FAST, type: 'financial_data_import', group: 'financial', userId: () => 'u-busy-cancel', onBusy: 'throw' }, async () => {});
+    const section = await holdSection(joblog, 'u-busy-cancel');
+    const jid = (await boss.send(queue, {}))!;
+    await retryDueAfter(jid, 1);
+    await boss.cancel(queue, jid);
+    expect((await joblog.reap()).recorded).toBe(1);
+    const row = await joblog.get(jid);
+    expect(row).toMatchObject({ state: 'dead', userId: 'u-busy-cancel', group: 'financial', jobType: 'financial_data_import' });
+    expect(row!.error!.message).toContain('section busy');
+    await section.release();
+  });
 });
