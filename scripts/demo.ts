@@ -25,7 +25,11 @@ async function main(): Promise<void> {
 
   const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.url }) });
   const boss = new PgBoss({ connectionString: db.url, schedule: false, supervise: false });
-  boss.on('error', (error) => console.error('pg-boss:', error.message));
+  let stopping = false;
+  boss.on('error', (error: Error & { code?: string }) => {
+    // 57P01 admin_shutdown: the embedded server being stopped by this script.
+    if (!(stopping && error.code === '57P01')) console.error('pg-boss:', error.message);
+  });
   try {
     await boss.start();
     const since = new Date();
@@ -37,6 +41,7 @@ async function main(): Promise<void> {
   } finally {
     await boss.stop({ graceful: false }).catch(() => {});
     await prisma.$disconnect();
+    stopping = true;
     await db.stop();
   }
 }
