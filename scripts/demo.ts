@@ -12,7 +12,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { PgBoss } from 'pg-boss';
 import { PrismaClient } from '../src/generated/prisma/client.ts';
 import { migrate, openDatabase, type Database } from './lib/database.ts';
-import { formatTable, LEGEND, runScenario, summaryLine, type DemoCase } from './lib/demo-scenario.ts';
+import { formatReport, runScenario, type DemoCase } from './lib/demo-scenario.ts';
 
 const DASHBOARD_TOKEN = 'joblog-demo-token';
 const CLI = 'node src/cli/main.ts';
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     await boss.start();
     const since = new Date();
     const cases = await runScenario(prisma, boss, (w) => console.warn(`joblog warning: ${w.message}`));
-    console.log(`\n${formatTable(cases)}\n\n${LEGEND}\n${summaryLine(cases)}\n`);
+    console.log(formatReport(cases));
     console.log(whereToLook(db, since, cases, values.keep));
     await boss.stop({ graceful: true, timeout: 5000 });
     if (db.embedded && values.keep) await untilInterrupted();

@@ -1,9 +1,23 @@
+import { readFile } from 'node:fs/promises';
 import { describe, expect, test } from 'vitest';
-import { formatTable, runScenario, summaryLine } from '../scripts/lib/demo-scenario.ts';
+import { formatReport, formatTable, runScenario, summaryLine } from '../scripts/lib/demo-scenario.ts';
 import type { JobLogWarning } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
 
 const db = setupTestDb('demo');
+
+/** The demo's lines with ids, times and column padding taken out: what must not change between runs. */
+const stableLines = (text: string) => text.split('\n')
+  .map((line) => line.replace(/\b[0-9a-f]{8}\b/g, 'ID').replace(/\d+ ms\b/g, 'T').replace(/ +/g, ' ').trim())
+  .filter(Boolean);
+
+/** The README's sample output: the block after "Try it" that starts with the demo's first line. */
+async function readmeSample(): Promise<string> {
+  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+  const block = /```\n(embedded PostgreSQL \(started for this run\)[\s\S]*?)```/.exec(readme);
+  if (!block) throw new Error('README: no sample output of npm run demo');
+  return block[1]!.slice(0, block[1]!.indexOf('where to look next'));
+}
 
 describe('npm run demo', () => {
   test('every case shows what it is there for: skip names the holder, throw has its busy attempt, wait ran after waiting', async () => {
@@ -37,5 +51,8 @@ describe('npm run demo', () => {
     expect(throwRow.errors[0]!.error.message).toContain(`(held by job ${holder})`);
     expect(by['onBusy: wait']!.row.waitedMs).toBeGreaterThan(0);
     expect(warnings).toEqual([]);
+
+    const printed = `embedded PostgreSQL (started for this run)\n${formatReport(cases)}`;
+    expect(stableLines(await readmeSample())).toEqual(stableLines(printed));
   }, 60_000);
 });

@@ -207,3 +207,8 @@ export function summaryLine(cases: DemoCase[]): string {
   const count = (state: string) => cases.filter((c) => c.row.state === state).length;
   return `summary: jobs=${cases.length} ${['finished', 'failed', 'dead', 'skipped', 'started'].map((s) => `${s}=${count(s)}`).join(' ')}`;
 }
+
+/** What the demo prints after its jobs: the table, the legend and the summary. */
+export function formatReport(cases: DemoCase[]): string {
+  return `\n${formatTable(cases)}\n\n${LEGEND}\n${summaryLine(cases)}\n`;
+}
