@@ -6,6 +6,7 @@ import type { JobWithMetadata } from 'pg-boss';
 import { z } from 'zod';
 import type { SectionBusyError } from './errors.ts';
 import { recordError } from './rows.ts';
+import { ERRORS_KEPT } from './sql.ts';
 import type { RecordedError } from './types.ts';
 
 /** The job's row as the busy attempt would have written it (store.ts's JobIdentity fits). */
@@ -21,12 +22,15 @@ export interface BusyAttempt {
   attempt: number;
   /** When pg-boss started the attempt (database clock); null if pg-boss did not say. */
   at: string | null;
+  /** The job that held the section (the message may be cut short before it names it). */
+  holderJid: string | null;
   error: RecordedError;
 }
 
 const busyAttempts = z.array(z.object({
   attempt: z.number().int().positive(),
   at: z.string().nullable(),
+  holderJid: z.string().nullable(),
   error: z.object({ name: z.string(), message: z.string(), code: z.string().optional() }),
 }));
 
@@ -46,6 +50,11 @@ export function busyOutput(job: JobWithMetadata<unknown>, identity: BusyIdentity
   const recorded = recordError(error);
   const { stack: _stack, ...entry } = recorded;
   const at = job.startedOn ? new Date(job.startedOn).toISOString() : null;
-  const history: BusyAttempt[] = [...busyHistoryOf(job), { attempt: identity.attempt, at, error: entry }];
+  const history = capped([...busyHistoryOf(job), { attempt: identity.attempt, at, holderJid: error.holderJid, error: entry }]);
   return { ...recorded, joblog: { type: identity.type, userId: identity.userId, group: identity.group }, joblogBusy: history };
+}
+
+/** As many as `errors` keeps, the same way: the first, and the latest ERRORS_KEPT − 1. */
+function capped(history: BusyAttempt[]): BusyAttempt[] {
+  return history.length <= ERRORS_KEPT ? history : [history[0]!, ...history.slice(-(ERRORS_KEPT - 1))];
 }

@@ -381,20 +381,28 @@ RETURNING id`;
 
 /**
  * The busy attempts (`onBusy: 'throw'`) before this one, which wrote no row: one `errors` entry
- * each, ahead of the row's own, each once. Also the row's `error` when it has none yet.
- * $1 jid, $2 this attempt (the row's), $3 jsonb array of { attempt, at, error } (see busy-history.ts)
+ * each, ahead of the row's own, each once, capped like appendError (the first and the latest
+ * ERRORS_KEPT − 1). Also the row's `error` when it has none yet.
+ * $1 jid, $2 this attempt (the row's), $3 jsonb array of { attempt, at, holderJid, error } (busy-history.ts)
  */
 export const recordBusyAttempts = `
 WITH fresh AS (
   SELECT x.attempt, x.error,
-         jsonb_build_object('attempt', x.attempt, 'at', COALESCE(x.at, clock_timestamp()), 'error', x.error) AS entry
-    FROM job_logs j, jsonb_to_recordset($3::jsonb) AS x(attempt int, at timestamptz, error jsonb)
+         jsonb_build_object('attempt', x.attempt, 'at', COALESCE(x.at, clock_timestamp()),
+                            'holderJid', x."holderJid", 'error', x.error) AS entry
+    FROM job_logs j, jsonb_to_recordset($3::jsonb) AS x(attempt int, at timestamptz, "holderJid" text, error jsonb)
    WHERE j.jid = $1::uuid AND j.attempt = $2::int AND x.attempt < $2::int
      AND NOT jsonb_path_exists(j.errors, '$[*] ? (@.attempt == $a)', jsonb_build_object('a', x.attempt))
+), merged AS (
+  SELECT (SELECT jsonb_agg(entry ORDER BY attempt) FROM fresh) || j.errors AS errors
+    FROM job_logs j WHERE j.jid = $1::uuid
 )
 UPDATE job_logs j
-   SET errors = (SELECT jsonb_agg(entry ORDER BY attempt) FROM fresh) || j.errors,
+   SET errors = CASE WHEN jsonb_array_length(m.errors) <= ${ERRORS_KEPT} THEN m.errors
+                ELSE jsonb_build_array(m.errors -> 0)
+                     || jsonb_path_query_array(m.errors, '$[last - ${ERRORS_KEPT - 2} to last]') END,
        error = COALESCE(j.error, (SELECT error FROM fresh ORDER BY attempt DESC LIMIT 1)),
        updated_at = clock_timestamp()
+  FROM merged m
  WHERE j.jid = $1::uuid AND j.attempt = $2::int AND EXISTS (SELECT 1 FROM fresh)
 RETURNING j.id`;

@@ -35,15 +35,20 @@ describe("busy attempts with onBusy: 'throw' leave a trace", () => {
     expect(attempts).toEqual([row.attempt]);
     expect(row.attempt).toBeGreaterThanOrEqual(3);
     const busy = Array.from({ length: row.attempt - 1 }, (_, i) => i + 1);
-    const message = `section busy: user ${userId}, group financial (held by job ${section.holderJid()})`;
-    expect(row.errors.map((e) => [e.attempt, e.error])).toEqual(
-      busy.map((attempt) => [attempt, { name: 'SectionBusyError', code: 'SECTION_BUSY', message }]),
+    // The stored message is cut short (the user id is long): the entry names the holder itself.
+    expect(row.errors.map((e) => [e.attempt, e.holderJid, e.error.name, e.error.code])).toEqual(
+      busy.map((attempt) => [attempt, section.holderJid(), 'SectionBusyError', 'SECTION_BUSY']),
     );
+    for (const { error } of row.errors) {
+      expect(error.message.startsWith(`section busy: user u-busy-xxx`)).toBe(true);
+      expect(error.message.length).toBeLessThan(4096); // capped by recordError
+      expect(error.stack).toBeUndefined();
+    }
     const times = row.errors.map((e) => new Date(e.at).getTime());
     expect(times).toEqual([...times].sort((a, b) => a - b));
     expect(times[0]).toBeGreaterThanOrEqual(sentAt.getTime() - 1000);
     expect(times.at(-1)).toBeLessThanOrEqual(row.startedAt.getTime());
-    expect(row.error).toEqual({ name: 'SectionBusyError', code: 'SECTION_BUSY', message });
+    expect(row.error).toBeNull(); // a finished row's error is cleared; its history keeps the busy attempts
     expect(row.holderJid).toBeNull();
   });
 
@@ -56,11 +61,13 @@ describe("busy attempts with onBusy: 'throw' leave a trace", () => {
     const jid = (await boss.send(queue, {}))!;
     const row = await waitForRow(joblog, jid, ['dead']);
     expect(row).toMatchObject({ attempt: 3, holderJid: section.holderJid(), error: { code: 'SECTION_BUSY' } });
-    expect(row.errors.map((e) => [e.attempt, e.error.code, e.error.message.endsWith(`(held by job ${section.holderJid()})`)])).toEqual([
+    const holder = section.holderJid();
+    expect(row.errors.map((e) => [e.attempt, e.error.code, e.error.message.endsWith(`(held by job ${holder})`)])).toEqual([
       [1, 'SECTION_BUSY', true],
       [2, 'SECTION_BUSY', true],
       [3, 'SECTION_BUSY', true],
     ]);
+    expect(row.errors.map((e) => e.holderJid)).toEqual([holder, holder, undefined]); // the last: the row's holder_jid
     expect((await waitForBossState(db, jid, ['failed'])).retry_count).toBe(2);
     await section.release();
   });
@@ -103,4 +110,20 @@ describe("busy attempts with onBusy: 'throw' leave a trace", () => {
     expect(row!.error!.message).toContain('section busy');
     await section.release();
   });
+
+  test('busy on 23 attempts: errors keeps 20 like any history, the first and the latest 19', async () => {
+    const { boss, joblog, warnings } = await tracked(db);
+    const queue = queueName('busymany');
+    await boss.createQueue(queue, { retryLimit: 22, retryDelay: 0 });
+    await joblog.work(queue, { pollingIntervalSeconds: 0.5, type: 'financial_data_import', group: 'financial', userId: () => 'u-busy-many', onBusy: 'throw' }, async () => {});
+    const section = await holdSection(joblog, 'u-busy-many');
+    const jid = (await boss.send(queue, {}))!;
+    const row = await waitForRow(joblog, jid, ['dead'], 40_000);
+    expect(row.attempt).toBe(23);
+    expect(warnings).toEqual([]);
+    expect(row.errors.map((e) => e.attempt)).toEqual([1, ...Array.from({ length: 19 }, (_, i) => i + 5)]);
+    expect(row.errors.every((e) => e.error.code === 'SECTION_BUSY')).toBe(true);
+    expect((await bossJob(db, jid)).output.joblogBusy).toHaveLength(20);
+    await section.release();
+  }, 60_000);
 });

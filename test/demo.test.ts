@@ -47,7 +47,7 @@ describe('npm run demo', () => {
 
     expect(by['onBusy: skip']!.row.holderJid).toBe(holder);
     const throwRow = by['onBusy: throw']!.row;
-    expect(throwRow.errors).toEqual([{ attempt: 1, at: expect.any(String), error: expect.objectContaining({ code: 'SECTION_BUSY' }) }]);
+    expect(throwRow.errors).toEqual([{ attempt: 1, at: expect.any(String), holderJid: holder, error: expect.objectContaining({ code: 'SECTION_BUSY' }) }]);
     expect(throwRow.errors[0]!.error.message).toContain(`(held by job ${holder})`);
     expect(by['onBusy: wait']!.row.waitedMs).toBeGreaterThan(0);
     expect(warnings).toEqual([]);

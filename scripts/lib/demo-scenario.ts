@@ -163,8 +163,9 @@ export function noteOf(row: JobLogRow): string {
   const parts: string[] = [];
   if (row.waitedMs !== null && row.state !== 'skipped') parts.push('ran after waiting for its section');
   const runs = new Map<string, number[]>();
-  for (const { attempt, error } of row.errors) {
-    const what = error.code === 'SECTION_BUSY' ? `busy, held by ${short(holderIn(error.message) ?? '?')}` : error.message;
+  for (const { attempt, error, holderJid } of row.errors) {
+    const holder = holderJid ?? holderIn(error.message); // a last busy attempt's entry names it in the message
+    const what = error.code === 'SECTION_BUSY' ? `busy, held by ${holder ? short(holder) : 'a job that has ended'}` : error.message;
     runs.set(what, [...(runs.get(what) ?? []), attempt]);
   }
   for (const [what, attempts] of runs) {
