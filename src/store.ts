@@ -214,12 +214,12 @@ export class LogStore {
   async recordSettled(
     job: JobIdentity,
     state: 'skipped' | 'failed' | 'dead',
-    details: { error?: unknown; holderJid?: string | null; waitedMs?: number },
+    details: { error?: unknown; holderJid?: string | null; waitedMs?: number; busyBefore?: BusyAttempt[] },
   ): Promise<boolean> {
     const error = details.error === undefined ? null : JSON.stringify(recordError(details.error));
     const rows = await this.#rows(sql.recordSettled, [
       job.jid, job.queue, job.type, job.userId, job.group, job.attempt, job.maxAttempts, job.queuedAt,
-      state, error, details.holderJid ?? null, details.waitedMs ?? null,
+      state, error, details.holderJid ?? null, details.waitedMs ?? null, JSON.stringify(details.busyBefore ?? []),
     ]);
     if (rows.length === 1) this.#terminal([job.jid]);
     return rows.length === 1;

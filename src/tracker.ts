@@ -478,11 +478,9 @@ async function onBusy(
   holderJid: string | null,
 ): Promise<JobResult> {
   const error = new SectionBusyError(job.userId!, job.group!, holderJid);
-  const settle = async (state: 'skipped' | 'failed' | 'dead') => {
-    await store.recordSettled(job, state, { error, holderJid });
-    const earlier = busyHistoryOf(pgJob);
-    if (earlier.length > 0) await store.recordBusyAttempts(job.jid, attempt.attempt, earlier);
-  };
+  // One statement, so no reader (nor a 'settled' listener) sees the row without its busy attempts.
+  const settle = (state: 'skipped' | 'failed' | 'dead') =>
+    store.recordSettled(job, state, { error, holderJid, busyBefore: busyHistoryOf(pgJob) });
   if (config.onBusy === 'skip') {
     await settle('skipped');
     return { id: job.jid, status: 'completed', output: { skipped: error.message, holderJid } };
