@@ -26,6 +26,21 @@ export const appendError = (history: string, attempt: string, error: string) => 
 const errorEntry = (attempt: string, error: string) =>
   `jsonb_build_object('attempt', ${attempt}, 'at', clock_timestamp(), 'error', ${error})`;
 
+/** `history` (a jsonb array) cut to ERRORS_KEPT entries the way appendError keeps them. */
+const cappedHistory = (history: string) => `CASE WHEN jsonb_array_length(${history}) <= ${ERRORS_KEPT} THEN ${history}
+  ELSE jsonb_build_array((${history}) -> 0) || jsonb_path_query_array(${history}, '$[last - ${ERRORS_KEPT - 2} to last]') END`;
+
+/**
+ * The busy attempts of a pg-boss output's `joblogBusy` (busy-history.ts) before `attempt`, as
+ * rows (attempt, error, entry) whose `entry` is the `errors` entry.
+ */
+const busyEntries = (list: string, attempt: string) => `
+  SELECT x.attempt, x.error,
+         jsonb_build_object('attempt', x.attempt, 'at', COALESCE(x.at, clock_timestamp()),
+                            'holderJid', x."holderJid", 'error', x.error) AS entry
+    FROM jsonb_to_recordset(${list}) AS x(attempt int, at timestamptz, "holderJid" text, error jsonb)
+   WHERE x.attempt < ${attempt}`;
+
 /** Why a `joblog.section()` row was ended once its lease had passed (by the reaper or by a claim). */
 export const leaseExpiredMessage = (leaseUntil: string) => `'section holder lost: its lease expired at ' || ${leaseUntil}::text`;
 
@@ -155,20 +170,23 @@ RETURNING id`;
 
 /**
  * A row for a job that ends without running (skipped, invalid payload, busy on its last
- * attempt). It never takes a section. Does nothing if the job already has a row.
+ * attempt). It never takes a section. Does nothing if the job already has a row. Its `errors`:
+ * the busy attempts before this one ($13, see recordBusyAttempts), then this attempt's error.
  * $1 jid, $2 queue, $3 job type, $4 user id, $5 group, $6 attempt, $7 max attempts,
- * $8 queued at, $9 state, $10 error (json or null), $11 holder jid, $12 waited ms (or null)
+ * $8 queued at, $9 state, $10 error (json or null), $11 holder jid, $12 waited ms (or null),
+ * $13 jsonb array of earlier busy attempts (or '[]')
  */
 export const recordSettled = `
 INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
                       state, error, errors, holder_jid, started_at, finished_at, duration_ms,
                       waited_ms, created_at, updated_at)
-VALUES ($1::uuid, $2::text, $3::text::"JobType", $4::text, $5::text, $6::int, $7::int,
-        $8::timestamptz, $9::text::"JobState", $10::jsonb,
-        CASE WHEN $10::jsonb IS NULL THEN '[]'::jsonb
-             ELSE jsonb_build_array(jsonb_build_object('attempt', $6::int, 'at', clock_timestamp(),
-                                                       'error', $10::jsonb)) END,
-        $11::uuid, clock_timestamp(), clock_timestamp(), 0, $12::int, clock_timestamp(), clock_timestamp())
+SELECT $1::uuid, $2::text, $3::text::"JobType", $4::text, $5::text, $6::int, $7::int,
+       $8::timestamptz, $9::text::"JobState", $10::jsonb,
+       ${cappedHistory(`COALESCE((SELECT jsonb_agg(b.entry ORDER BY b.attempt) FROM (${busyEntries('$13::jsonb', '$6::int')}) b), '[]'::jsonb)
+         || CASE WHEN $10::jsonb IS NULL THEN '[]'::jsonb
+            ELSE jsonb_build_array(jsonb_build_object('attempt', $6::int, 'at', clock_timestamp(),
+                                                      'error', $10::jsonb)) END`)},
+       $11::uuid, clock_timestamp(), clock_timestamp(), 0, $12::int, clock_timestamp(), clock_timestamp()
 ON CONFLICT (jid) DO NOTHING
 RETURNING id`;
 
@@ -378,3 +396,26 @@ export const noteAction = `
 UPDATE job_logs SET errors = ${appendError('errors', 'attempt', '$2::jsonb')}, updated_at = clock_timestamp()
  WHERE jid = $1::uuid
 RETURNING id`;
+
+/**
+ * The busy attempts (`onBusy: 'throw'`) before this one, which wrote no row: one `errors` entry
+ * each, ahead of the row's own, each once, capped like appendError (the first and the latest
+ * ERRORS_KEPT − 1). Also the row's `error` when it has none yet.
+ * $1 jid, $2 this attempt (the row's), $3 jsonb array of { attempt, at, holderJid, error } (busy-history.ts)
+ */
+export const recordBusyAttempts = `
+WITH fresh AS (
+  SELECT b.* FROM job_logs j, (${busyEntries('$3::jsonb', '$2::int')}) b
+   WHERE j.jid = $1::uuid AND j.attempt = $2::int
+     AND NOT jsonb_path_exists(j.errors, '$[*] ? (@.attempt == $a)', jsonb_build_object('a', b.attempt))
+), merged AS (
+  SELECT (SELECT jsonb_agg(entry ORDER BY attempt) FROM fresh) || j.errors AS errors
+    FROM job_logs j WHERE j.jid = $1::uuid
+)
+UPDATE job_logs j
+   SET errors = ${cappedHistory('m.errors')},
+       error = COALESCE(j.error, (SELECT error FROM fresh ORDER BY attempt DESC LIMIT 1)),
+       updated_at = clock_timestamp()
+  FROM merged m
+ WHERE j.jid = $1::uuid AND j.attempt = $2::int AND EXISTS (SELECT 1 FROM fresh)
+RETURNING j.id`;

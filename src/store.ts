@@ -1,3 +1,4 @@
+import type { BusyAttempt } from './busy-history.ts';
 import * as sql from './sql.ts';
 import { Coalescer } from './coalesce.ts';
 import { recordError, toJobLogRow } from './rows.ts';
@@ -213,12 +214,12 @@ export class LogStore {
   async recordSettled(
     job: JobIdentity,
     state: 'skipped' | 'failed' | 'dead',
-    details: { error?: unknown; holderJid?: string | null; waitedMs?: number },
+    details: { error?: unknown; holderJid?: string | null; waitedMs?: number; busyBefore?: BusyAttempt[] },
   ): Promise<boolean> {
     const error = details.error === undefined ? null : JSON.stringify(recordError(details.error));
     const rows = await this.#rows(sql.recordSettled, [
       job.jid, job.queue, job.type, job.userId, job.group, job.attempt, job.maxAttempts, job.queuedAt,
-      state, error, details.holderJid ?? null, details.waitedMs ?? null,
+      state, error, details.holderJid ?? null, details.waitedMs ?? null, JSON.stringify(details.busyBefore ?? []),
     ]);
     if (rows.length === 1) this.#terminal([job.jid]);
     return rows.length === 1;
@@ -285,6 +286,11 @@ export class LogStore {
   /** A retry's previous attempt left no error in the row: record `error` for it (once). */
   async recordLostAttempt(jid: string, attempt: number, error: RecordedError, fetchedAt: Date): Promise<boolean> {
     return (await this.#rows(sql.recordLostAttempt, [jid, attempt, JSON.stringify(error), fetchedAt])).length === 1;
+  }
+
+  /** Write the busy attempts before `attempt` into its row's `errors` (each once). */
+  async recordBusyAttempts(jid: string, attempt: number, busy: BusyAttempt[]): Promise<boolean> {
+    return (await this.#rows(sql.recordBusyAttempts, [jid, attempt, JSON.stringify(busy)])).length === 1;
   }
 
   /** Record how long an `onBusy: { wait }` job waited (since `since`) before it got its section. */

@@ -1,4 +1,5 @@
 import type { JobResult, JobWithMetadata } from 'pg-boss';
+import { busyHistoryOf, busyOutput } from './busy-history.ts';
 import { isConnectionError, isValueError, sqlStateOf } from './db-errors.ts';
 import { AttemptAbortedError, InvalidPayloadError, SectionBusyError, StaleAttemptError } from './errors.ts';
 import { recordError } from './rows.ts';
@@ -305,7 +306,7 @@ async function unclaimed<T>(
         busy.push({ job: job as JobWithMetadata<unknown>, identity, holderJid: claim.holderJid, policy: config.onBusy.wait });
         return { id: job.id, status: 'completed', output: { joblog: 'waiting for its section' } }; // replaced by putBack
       }
-      return onBusy(store, config, identity, attempt, claim.holderJid);
+      return onBusy(store, config, job as JobWithMetadata<unknown>, identity, attempt, claim.holderJid);
     case 'stale': {
       const error = new StaleAttemptError(job.id, attempt.attempt);
       warn({ code: 'STALE_ATTEMPT', message: error.message, jid: job.id, attempt: attempt.attempt });
@@ -395,20 +396,24 @@ async function settledAsMeant(store: LogStore, s: Settlement): Promise<boolean> 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
- * What a claimed job's row should know before it runs: how long it waited for its section
- * (`onBusy: { wait }`), and why its previous attempt ended if that attempt could not say so itself
- * (killed, timed out, connection lost): pg-boss hands the retry that reason as `output`.
+ * What a claimed job's row should know before it runs, from the previous attempt's `output`
+ * (pg-boss hands it to the retry): how long it waited for its section (`onBusy: { wait }`), the
+ * attempts that found it busy (`onBusy: 'throw'`), or why the previous attempt ended if that
+ * attempt could not say so itself (killed, timed out, connection lost).
  */
 async function afterClaim<T>(store: LogStore, warn: WarningSink, runnable: Admitted<T>[]): Promise<void> {
   for (const { job, attempt } of runnable) {
     const mark = waitMarkOf(job as JobWithMetadata<unknown>);
+    const busy = busyHistoryOf(job as JobWithMetadata<unknown>);
+    const operation = mark ? 'record-waited' : busy.length > 0 ? 'record-busy-attempts' : 'record-lost-attempt';
     try {
       if (mark) await store.recordWaited(job.id, attempt.attempt, mark.since);
+      else if (busy.length > 0) await store.recordBusyAttempts(job.id, attempt.attempt, busy);
       else if (attempt.attempt > 1 && job.output != null && job.startedOn) {
         await store.recordLostAttempt(job.id, attempt.attempt, lostAttemptError(attempt.attempt - 1, job.output), job.startedOn);
       }
     } catch (cause) {
-      logWriteFailed(warn, mark ? 'record-waited' : 'record-lost-attempt', job.id, attempt.attempt, cause);
+      logWriteFailed(warn, operation, job.id, attempt.attempt, cause);
     }
   }
 }
@@ -460,21 +465,29 @@ async function putBack(
   }
 }
 
+/**
+ * `skip` and `throw` (see busy-history.ts): the busy job takes no row that could hold the section.
+ * A row is written only when the job ends here, with the busy attempts before this one.
+ */
 async function onBusy(
   store: LogStore,
   config: { onBusy: BusyPolicy },
+  pgJob: JobWithMetadata<unknown>,
   job: JobIdentity,
   attempt: Attempt,
   holderJid: string | null,
 ): Promise<JobResult> {
   const error = new SectionBusyError(job.userId!, job.group!, holderJid);
+  // One statement, so no reader (nor a 'settled' listener) sees the row without its busy attempts.
+  const settle = (state: 'skipped' | 'failed' | 'dead') =>
+    store.recordSettled(job, state, { error, holderJid, busyBefore: busyHistoryOf(pgJob) });
   if (config.onBusy === 'skip') {
-    await store.recordSettled(job, 'skipped', { error, holderJid });
+    await settle('skipped');
     return { id: job.jid, status: 'completed', output: { skipped: error.message, holderJid } };
   }
   // 'throw': pg-boss retries the job; on its last attempt the row records why it died.
-  if (attempt.isLast) await store.recordSettled(job, attempt.nonRetryable ? 'failed' : 'dead', { error, holderJid });
-  return { id: job.jid, status: attempt.failStatus, output: recordError(error) };
+  if (attempt.isLast) await settle(attempt.nonRetryable ? 'failed' : 'dead');
+  return { id: job.jid, status: attempt.failStatus, output: busyOutput(pgJob, job, error) };
 }
 
 type Prepared<T> =

@@ -45,7 +45,8 @@ export interface JobLogRow {
   /** Rows of `joblog.section()`: the lease its process renews; the reaper frees the section after it. */
   leaseUntil: Date | null;
   error: RecordedError | null;
-  errors: { attempt: number; at: string; error: RecordedError }[];
+  /** `holderJid`: on the entry of a busy attempt of `onBusy: 'throw'`, the job that held the section. */
+  errors: { attempt: number; at: string; error: RecordedError; holderJid?: string | null }[];
   createdAt: Date;
   updatedAt: Date;
 }
