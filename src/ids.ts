@@ -67,6 +67,33 @@ export function normaliseGroup(value: unknown): string | null {
   return value === null || value === undefined ? null : orThrow(checkGroup(value));
 }
 
+/** The user_id column types the library can cast a user id to (read from the catalog: names.ts). */
+export const USER_ID_TYPES = ['text', 'uuid', 'integer', 'bigint'] as const;
+export type UserIdType = (typeof USER_ID_TYPES)[number];
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DECIMAL = /^-?(0|[1-9][0-9]*)$/;
+const INTEGER_RANGES = { integer: 2n ** 31n, bigint: 2n ** 63n } as const;
+
+/**
+ * A stored user id (checkUserId's output) against the type of the table's user_id column: a uuid
+ * column takes a UUID, an integer or bigint column a decimal integer in its range.
+ */
+export function checkUserIdType(id: string, type: UserIdType): Checked<string> {
+  if (type === 'text') return ok(id);
+  const shown = JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id);
+  if (type === 'uuid') return UUID.test(id) ? ok(id) : problem(`must be a UUID (the user_id column is uuid), got ${shown}`);
+  const limit = INTEGER_RANGES[type];
+  if (DECIMAL.test(id) && BigInt(id) >= -limit && BigInt(id) < limit) return ok(id);
+  return problem(`must be an integer from ${-limit} to ${limit - 1n} (the user_id column is ${type}), got ${shown}`);
+}
+
+/** `normaliseUserId`, then `checkUserIdType`: what a worker's or a caller's user id is stored as. */
+export function userIdFor(value: unknown, type: UserIdType): string | null {
+  const id = normaliseUserId(value);
+  return id === null ? null : orThrow(checkUserIdType(id, type));
+}
+
 function orThrow(result: Checked<string>): string {
   if (!result.ok) throw new TypeError(result.problem);
   return result.value;

@@ -10,9 +10,10 @@ import {
 import { runSection } from './section.ts';
 import { LogStore, type SqlRunner } from './store.ts';
 import { createBatchHandler, type BusyEvent, type JobLogWarning } from './tracker.ts';
-import { groupSchema, userIdSchema } from './ids.ts';
+import { checkUserId, checkUserIdType, groupSchema, userIdSchema } from './ids.ts';
 import { assertJobTypes } from './job-types.ts';
 import { InvalidOptionsError } from './errors.ts';
+import { boundClient, readLogTable, type LogTable, type TableName } from './names.ts';
 import { find, get, sections, stats } from './queries.ts';
 import { prune } from './maintenance/pruner.ts';
 import { reap } from './maintenance/reaper.ts';
@@ -74,9 +75,20 @@ const inProgressSchema = z.strictObject({
   types: z.array(z.string().min(1)).optional(),
 });
 
+/** What the log works with once its table has been read from the catalog. */
+interface Opened {
+  table: LogTable;
+  store: LogStore;
+  /** The app's client, with every statement bound to its table: what the queries and maintenance run on. */
+  prisma: PrismaLike;
+}
+
 /** The job log of one application: tracked workers, sections and queries. */
 export class JobLog extends EventEmitter<JobLogEvents> {
-  readonly #store: LogStore;
+  readonly #tableName: TableName;
+  /** The connection of the log's writes (`writesThrough: 'pg-boss'`); Prisma's when undefined. */
+  readonly #writesThrough: SqlRunner | undefined;
+  #opened: Promise<Opened> | undefined;
   readonly #prisma: PrismaLike;
   readonly #boss: BossLike | undefined;
   readonly #bossSchema: string;
@@ -92,8 +104,8 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   constructor(options: JobLogOptions) {
     super();
     const parsed = parseOptions(jobLogOptionsSchema, options, 'createJobLog');
-    this.#store = new LogStore(parsed.prisma as PrismaLike, parsed.writesThrough === 'pg-boss' ? bossRunner(parsed.boss as BossLike) : undefined);
-    this.#store.onTerminal = (jids) => this.#emitSettled(jids);
+    this.#tableName = parsed.table;
+    this.#writesThrough = parsed.writesThrough === 'pg-boss' ? bossRunner(parsed.boss as BossLike) : undefined;
     this.#prisma = parsed.prisma as PrismaLike;
     this.#boss = parsed.boss as BossLike | undefined;
     this.#bossSchema = parsed.bossSchema;
@@ -124,11 +136,36 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   }
 
   /**
+   * The log's table as the catalog describes it, read once (a failed read is not kept: the next
+   * call reads again). Every statement the log runs is bound to it.
+   */
+  async #open(): Promise<Opened> {
+    this.#opened ??= readLogTable(this.#prisma, this.#tableName).then((table) => {
+      const store = new LogStore(this.#prisma, { table, ...(this.#writesThrough ? { query: this.#writesThrough } : {}) });
+      store.onTerminal = (jids) => this.#emitSettled(jids);
+      return { table, store, prisma: boundClient(this.#prisma, table) };
+    });
+    try {
+      return await this.#opened;
+    } catch (error) {
+      this.#opened = undefined;
+      throw error;
+    }
+  }
+
+  /** A user id given to a query or section (already checked by the id rule), against the user_id column's type. */
+  #userId(id: string, table: LogTable, where: string): string {
+    const checked = checkUserIdType(id, table.userIdType);
+    if (!checked.ok) throw new InvalidOptionsError(where, [{ path: 'userId', message: checked.problem }]);
+    return checked.value;
+  }
+
+  /**
    * A job type must be a value of the app's `JobType` enum: checked once at `work()` / `section()`
    * rather than failing every job's first write. The enum is read once per log.
    */
   async #assertJobType(type: string, where: string): Promise<void> {
-    await assertJobTypes(this.#prisma, [type], where, 'type');
+    await assertJobTypes((await this.#open()).prisma, [type], where, 'type');
   }
 
   async #prunePass(plan: { olderThan: number | string; states?: PruneOptions['states']; batchSize?: number }): Promise<void> {
@@ -179,7 +216,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   #emitSettled(jids: string[]): void {
     if (this.listenerCount('settled') === 0) return;
     setImmediate(() => {
-      this.#store.byJids(jids).then(
+      this.#open().then(({ store }) => store.byJids(jids)).then(
         (rows) => { for (const row of rows) if (row.state !== 'started') this.#notify('settled', row); },
         (cause) => this.#warn({ code: 'LISTENER_FAILED', message: `the rows of a 'settled' event could not be read`, cause }),
       );
@@ -201,17 +238,19 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     if (typeof handler !== 'function') {
       throw new InvalidOptionsError(`work('${name}')`, [{ path: 'handler', message: 'expected a function (job, ctx) => Promise' }]);
     }
-    const { type, group, userId, schema, onBusy, retryable, ...bossOptions } = parseOptions(
+    const { type, group, userId, fields, schema, onBusy, retryable, ...bossOptions } = parseOptions(
       workOptionsSchema,
       options,
       `work('${name}')`,
     );
     await this.#assertJobType(type, `work('${name}')`);
+    const { table, store } = await this.#open();
+    if (fields) table.assertFieldColumns(Object.keys(fields), `work('${name}')`);
     const busy = (event: BusyEvent) => this.#notify('busy', event);
-    const config = { queue: name, type, group, userId, schema, onBusy, retryable, waits: this.#waits, busy } as Parameters<
+    const config = { queue: name, type, group, userId, userIdType: table.userIdType, fields, schema, onBusy, retryable, waits: this.#waits, busy } as Parameters<
       typeof createBatchHandler<T>
     >[1];
-    const batch = createBatchHandler<T>(this.#store, config, handler, (w) => this.#warn(w));
+    const batch = createBatchHandler<T>(store, config, handler, (w) => this.#warn(w));
     if (!this.#tracked.has(name)) this.#tracked.set(name, type);
     const workOptions: BossWorkOptions & { includeMetadata: true; perJobResults: true } = {
       ...bossOptions,
@@ -228,20 +267,25 @@ export class JobLog extends EventEmitter<JobLogEvents> {
       throw new InvalidOptionsError('section', [{ path: 'fn', message: 'expected a function ({ jid }) => Promise' }]);
     }
     await this.#assertJobType(parsed.type, 'section');
-    return runSection(this.#store, parsed, fn, (w) => this.emit('warning', w));
+    const { table, store } = await this.#open();
+    const { fields, ...rest } = parsed;
+    if (fields) table.assertFieldColumns(Object.keys(fields), 'section');
+    return runSection(store, { ...rest, userId: this.#userId(parsed.userId, table, 'section'), ...(fields ? { fields } : {}) }, fn, (w) => this.emit('warning', w));
   }
 
   /** Rows of a user's jobs that are running or waiting for a retry, oldest first. */
   async inProgress(query: { userId: string | number | bigint; group?: string; types?: string[] }): Promise<JobLogRow[]> {
     const q = parseOptions(inProgressSchema, query, 'inProgress');
-    if (q.types) await assertJobTypes(this.#prisma, q.types, 'inProgress', 'types');
-    return this.#store.inProgress(q.userId, q.group ?? null, q.types ?? null);
+    const { table, store, prisma } = await this.#open();
+    if (q.types) await assertJobTypes(prisma, q.types, 'inProgress', 'types');
+    return store.inProgress(this.#userId(q.userId, table, 'inProgress'), q.group ?? null, q.types ?? null);
   }
 
   /** The row of the job that holds the (user, group) section, or null when it is open. */
   async holder(userId: string | number | bigint, group: string): Promise<JobLogRow | null> {
     const q = parseOptions(inProgressSchema.pick({ userId: true }).extend({ group: groupSchema }), { userId, group }, 'holder');
-    return this.#store.holder(q.userId, q.group);
+    const { table, store } = await this.#open();
+    return store.holder(this.#userId(q.userId, table, 'holder'), q.group);
   }
 
   // Each read takes `ReadOptions` (statement timeout, abort signal): see types.ts.
@@ -249,7 +293,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   /** The whole row of one job, by pg-boss id: every attempt's error, stacks included. */
   async get(jid: string, options?: ReadOptions): Promise<JobLogRow | null> {
     const id = parseOptions(jidSchema, jid, 'get (jid)');
-    return get(this.#prisma, id, options);
+    return get((await this.#open()).prisma, id, options);
   }
 
   /**
@@ -257,22 +301,26 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    * carries the start of its last error's message, not the error documents: `get(jid)` has them.
    */
   async find(query: FindQuery = {}, options?: ReadOptions): Promise<FindResult> {
-    return find(this.#prisma, query, options);
+    const { table, prisma } = await this.#open();
+    this.#checkQueryUserId(query, table, 'find');
+    return find(prisma, query, options);
   }
 
   /** Per job type in [since, until): counts by state, failure rate, duration p50/p95/max; optional buckets. */
   async stats(query: StatsQuery, options?: ReadOptions): Promise<StatsResult> {
-    return stats(this.#prisma, query, options);
+    return stats((await this.#open()).prisma, query, options);
   }
 
   /** Every section held now, with its pg-boss job's state and whether it looks stale. */
   async sections(query: SectionsQuery = {}, options?: ReadOptions): Promise<HeldSection[]> {
-    return sections(this.#prisma, { bossSchema: this.#bossSchema, ...query }, options);
+    const { table, prisma } = await this.#open();
+    this.#checkQueryUserId(query, table, 'sections');
+    return sections(prisma, { bossSchema: this.#bossSchema, ...query }, options);
   }
 
   /** Delete settled rows (never `started`) that finished before `olderThan`, in short batches. */
   async prune(options: PruneOptions): Promise<PruneResult> {
-    return prune(this.#prisma, options);
+    return prune((await this.#open()).prisma, options);
   }
 
   /**
@@ -285,33 +333,40 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    * row is of that attempt) is marked completed in pg-boss. Safe to run from many processes at once.
    */
   async reap(): Promise<ReapResult> {
-    const { jids: reaped, ...rows } = await reap(this.#prisma, { bossSchema: this.#bossSchema, maxHoldSeconds: this.#maxHoldSeconds });
-    const { jids: recorded, ...boss } = await this.#reconciler.run(this.#prisma, this.#tracked);
+    const { prisma } = await this.#open();
+    const { jids: reaped, ...rows } = await reap(prisma, { bossSchema: this.#bossSchema, maxHoldSeconds: this.#maxHoldSeconds });
+    const { jids: recorded, ...boss } = await this.#reconciler.run(prisma, this.#tracked);
     this.#emitSettled([...reaped, ...recorded]);
     return { ...rows, ...boss };
   }
 
   /** Retry a `dead` or `failed` job through pg-boss; its row is `started` again for that attempt. See actions.ts. */
   async retry(jid: string, options: ActionOptions = {}): Promise<ActionResult> {
-    return retryJob(this.#actionDeps(), parseOptions(jidSchema, jid, 'retry (jid)'), options);
+    return retryJob(await this.#actionDeps(), parseOptions(jidSchema, jid, 'retry (jid)'), options);
   }
 
   /** Cancel a `started` job through pg-boss; its row ends `dead` (`JOB_CANCELLED`). */
   async cancel(jid: string, options: ActionOptions = {}): Promise<ActionResult> {
-    const result = await cancelJob(this.#actionDeps(), parseOptions(jidSchema, jid, 'cancel (jid)'), options);
+    const result = await cancelJob(await this.#actionDeps(), parseOptions(jidSchema, jid, 'cancel (jid)'), options);
     if (result.changed) this.#emitSettled([result.jid]);
     return result;
   }
 
   /** Free the section of a `started` row whose holder is gone (what `reap()` does, for one row); refused while it is alive. */
   async release(jid: string, options: ActionOptions = {}): Promise<ActionResult> {
-    const result = await releaseSection(this.#actionDeps(), parseOptions(jidSchema, jid, 'release (jid)'), { ...options, maxHoldSeconds: this.#maxHoldSeconds });
+    const result = await releaseSection(await this.#actionDeps(), parseOptions(jidSchema, jid, 'release (jid)'), { ...options, maxHoldSeconds: this.#maxHoldSeconds });
     if (result.changed) this.#emitSettled([result.jid]);
     return result;
   }
 
-  #actionDeps(): ActionDeps {
-    return { prisma: this.#prisma, boss: this.#boss, bossSchema: this.#bossSchema };
+  async #actionDeps(): Promise<ActionDeps> {
+    return { prisma: (await this.#open()).prisma, boss: this.#boss, bossSchema: this.#bossSchema };
+  }
+
+  /** A query's user id of the wrong shape for the column is the caller's error, not the database's. */
+  #checkQueryUserId(query: { userId?: unknown } | undefined, table: LogTable, where: string): void {
+    const id = query?.userId === undefined ? undefined : checkUserId(query.userId);
+    if (id?.ok) this.#userId(id.value, table, where); // one that breaks the id rule: the query's own check names it
   }
 
   /** Stop this log's intervals (reaper, pruner). Workers are pg-boss's: stop them with `boss.stop()`. */

@@ -54,6 +54,14 @@ export const bossSchemaName = z
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected a plain schema name (pg-boss's schema option)")
   .default('pgboss');
 
+const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'expected a plain SQL identifier (letters, digits, _ and $, at most 63 characters)');
+
+/** The app's table: `'name'` or `{ name, schema }`. */
+export const tableSchema = objectOr(
+  z.strictObject({ name: identifier.default('job_logs'), schema: identifier.optional() }),
+  identifier.transform((name) => ({ name, schema: undefined })),
+);
+
 export const reaperOptionsSchema = z.strictObject({
   intervalSeconds: z.number().min(0.1, 'must be at least 0.1 seconds').max(24 * 3600).default(60),
   maxHoldSeconds: maxHoldSchema.default({ byGroup: {}, byType: {} }),
@@ -67,6 +75,7 @@ export const jobLogOptionsSchema = z.strictObject({
   })).optional(),
   bossSchema: bossSchemaName,
   prune: z.lazy(() => pruneScheduleSchema).optional(),
+  table: tableSchema.default({ name: 'job_logs', schema: undefined }),
   writesThrough: z.enum(['prisma', 'pg-boss'], { message: "expected 'prisma' or 'pg-boss'" }).default('prisma'),
 }).refine((o) => o.writesThrough !== 'pg-boss' || o.boss !== undefined, {
   path: ['writesThrough'],
@@ -125,6 +134,7 @@ export const workOptionsSchema = z.strictObject({
   type: name,
   group: groupOption.optional(),
   userId: fn('a function (job) => user id').optional(),
+  fields: z.record(z.string().min(1), fn('a function (job) => value'), { message: 'expected an object { column: (job) => value }' }).optional(),
   schema: standardSchema.optional(),
   onBusy: busyPolicySchema.default('throw'),
   retryable: z.boolean().default(true),
@@ -146,6 +156,7 @@ export const sectionOptionsSchema = z.strictObject({
   group: groupSchema,
   queue: name.default('section'),
   leaseSeconds: z.number().min(1, 'must be at least 1 second').max(24 * 3600).default(30),
+  fields: z.record(z.string().min(1), z.unknown(), { message: 'expected an object { column: value }' }).optional(),
 });
 
 export const queueNameSchema = name;

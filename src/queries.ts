@@ -130,7 +130,7 @@ export async function find(prisma: PrismaLike, query: FindQuery = {}, options?: 
   if (q.types) await assertJobTypes(prisma, q.types, 'find', 'types');
   const where = new Where();
   if (q.jid !== undefined) where.add((p) => `jid = ${p}::uuid`, q.jid);
-  if (q.userId !== undefined) where.add((p) => `user_id = ${p}::text`, q.userId);
+  if (q.userId !== undefined) where.add((p) => `user_id = ${p}::text /*user_id*/`, q.userId);
   if (q.group !== undefined) where.add((p) => `"group" = ${p}::text`, q.group);
   if (q.queue !== undefined) where.add((p) => `queue = ${p}::text`, q.queue);
   // One value is an equality, not `= ANY`: PostgreSQL reads an index in order only for that.
@@ -263,10 +263,10 @@ export async function sections(prisma: PrismaLike, query: SectionsQuery = {}, op
   const q = parseOptions(sectionsQuerySchema, query, 'sections');
   const where = new Where();
   where.clauses.push(`l.state = 'started'`, `l.user_id IS NOT NULL`, `l."group" IS NOT NULL`);
-  if (q.userId !== undefined) where.add((p) => `l.user_id = ${p}::text`, q.userId);
+  if (q.userId !== undefined) where.add((p) => `l.user_id = ${p}::text /*user_id*/`, q.userId);
   if (q.group !== undefined) where.add((p) => `l."group" = ${p}::text`, q.group);
   const statement = `
-SELECT l.user_id, l."group", l.jid::text AS jid, l.job_type::text AS job_type, l.queue, l.attempt,
+SELECT l.user_id::text AS user_id, l."group", l.jid::text AS jid, l.job_type::text AS job_type, l.queue, l.attempt,
        l.max_attempts, l.started_at, l.queued_at, l.lease_until,
        l.lease_until IS NOT NULL AND l.lease_until < clock_timestamp() AS lease_expired,
        floor(extract(epoch FROM clock_timestamp() - l.started_at) * 1000)::bigint AS held_for_ms,

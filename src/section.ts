@@ -17,7 +17,7 @@ import type { SectionOptions } from './types.ts';
  */
 export async function runSection<R>(
   store: LogStore,
-  options: Required<Omit<SectionOptions, 'jid' | 'userId'>> & { jid?: string; userId: string },
+  options: Required<Omit<SectionOptions, 'jid' | 'userId' | 'fields'>> & { jid?: string; userId: string; fields?: Record<string, unknown> },
   fn: (ctx: { jid: string }) => Promise<R>,
   warn: WarningSink,
 ): Promise<R> {
@@ -31,6 +31,7 @@ export async function runSection<R>(
     attempt: 1,
     maxAttempts: 1,
     queuedAt: null,
+    ...(options.fields ? { fields: options.fields } : {}),
   };
   const claim = await store.claimSection(job, options.leaseSeconds);
   if (claim.outcome === 'busy') throw new SectionBusyError(options.userId, options.group, claim.holderJid);

@@ -1,6 +1,11 @@
 // The statements that matter, in one place. Every parameter is cast explicitly so the
 // statements mean the same whatever types the driver reports for the values.
 //
+// Written with the library's default names and run bound to the app's (src/names.ts): the table
+// `job_logs`, the enums "JobType" and "JobState", a user id cast as `text /*user_id*/` (bound to
+// the type of the app's user_id column: write every user-id cast so), and `/*fields:…*/` where a
+// claim writes the app's extra columns (`fields`).
+//
 // Fencing: every write that settles a row names the attempt it belongs to
 // (`jid = $1 AND attempt = $2 AND state = 'started'`), so a stale attempt that pg-boss
 // ran again after a timeout can never overwrite the newer attempt's row.
@@ -65,7 +70,7 @@ const endLapsedLeases = (from: string, match: string) => `
 
 /** The row's columns as the library reads them. */
 export const COLUMNS = `id, jid::text AS jid, queue, job_type::text AS job_type, state::text AS state,
-  user_id, "group", attempt, max_attempts, holder_jid::text AS holder_jid, queued_at, started_at,
+  user_id::text AS user_id, "group", attempt, max_attempts, holder_jid::text AS holder_jid, queued_at, started_at,
   finished_at, duration_ms, waited_ms, lease_until, error, errors, created_at, updated_at`;
 
 /** How much of the last error's message a `find()` row carries. */
@@ -114,9 +119,9 @@ WITH reentered AS (
   RETURNING id
 ), inserted AS (
   INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
-                        started_at, created_at, updated_at)
-  SELECT $1::uuid, $2::text, $3::text::"JobType", $4::text, $5::text, $6::int, $7::int,
-         $8::timestamptz, clock_timestamp(), clock_timestamp(), clock_timestamp()
+                        started_at, created_at, updated_at /*fields:cols*/)
+  SELECT $1::uuid, $2::text, $3::text::"JobType", $4::text /*user_id*/, $5::text, $6::int, $7::int,
+         $8::timestamptz, clock_timestamp(), clock_timestamp(), clock_timestamp() /*fields:single*/
    WHERE NOT EXISTS (SELECT 1 FROM reentered)
   ON CONFLICT DO NOTHING
   RETURNING id
@@ -134,12 +139,12 @@ SELECT 'claimed' AS outcome FROM inserted`;
  * $1 jid, $2 user id, $3 group
  */
 export const claimConflict = `
-WITH lapsed AS (${endLapsedLeases('', `j.user_id = $2::text AND j."group" = $3::text AND j.state = 'started'`)})
+WITH lapsed AS (${endLapsedLeases('', `j.user_id = $2::text /*user_id*/ AND j."group" = $3::text AND j.state = 'started'`)})
 SELECT (SELECT CASE WHEN id IN (SELECT id FROM lapsed) THEN 'dead' ELSE state::text END
           FROM job_logs WHERE jid = $1::uuid) AS own_state,
        (SELECT attempt FROM job_logs WHERE jid = $1::uuid) AS own_attempt,
        (SELECT jid::text FROM job_logs
-         WHERE user_id = $2::text AND "group" = $3::text AND state = 'started'
+         WHERE user_id = $2::text /*user_id*/ AND "group" = $3::text AND state = 'started'
            AND id NOT IN (SELECT id FROM lapsed)) AS holder_jid,
        (SELECT array_agg(jid::text) FROM lapsed) AS lapsed_jids`;
 
@@ -180,7 +185,7 @@ export const recordSettled = `
 INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
                       state, error, errors, holder_jid, started_at, finished_at, duration_ms,
                       waited_ms, created_at, updated_at)
-SELECT $1::uuid, $2::text, $3::text::"JobType", $4::text, $5::text, $6::int, $7::int,
+SELECT $1::uuid, $2::text, $3::text::"JobType", $4::text /*user_id*/, $5::text, $6::int, $7::int,
        $8::timestamptz, $9::text::"JobState", $10::jsonb,
        ${cappedHistory(`COALESCE((SELECT jsonb_agg(b.entry ORDER BY b.attempt) FROM (${busyEntries('$13::jsonb', '$6::int')}) b), '[]'::jsonb)
          || CASE WHEN $10::jsonb IS NULL THEN '[]'::jsonb
@@ -217,12 +222,12 @@ SELECT id, set_config('idle_in_transaction_session_timeout', $3::int::text, true
 /** $1 user id, $2 group */
 export const holder = `
 SELECT ${COLUMNS} FROM job_logs
- WHERE user_id = $1::text AND "group" = $2::text AND state = 'started'`;
+ WHERE user_id = $1::text /*user_id*/ AND "group" = $2::text AND state = 'started'`;
 
 /** The in-progress scope. $1 user id, $2 group or null, $3 job types or null */
 export const inProgress = `
 SELECT ${COLUMNS} FROM job_logs
- WHERE user_id = $1::text AND state = 'started'
+ WHERE user_id = $1::text /*user_id*/ AND state = 'started'
    AND ($2::text IS NULL OR "group" = $2::text)
    AND ($3::text[] IS NULL OR job_type::text = ANY ($3::text[]))
  ORDER BY started_at`;
@@ -235,14 +240,14 @@ export const byJids = `SELECT ${COLUMNS} FROM job_logs WHERE jid = ANY ($1::uuid
 
 const BATCH_INSERT = `
   INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
-                        started_at, created_at, updated_at)
+                        started_at, created_at, updated_at /*fields:cols*/)
   SELECT x.jid, x.queue, x.job_type::"JobType", x.user_id, x."group", x.attempt, x.max_attempts,
-         x.queued_at, clock_timestamp(), clock_timestamp(), clock_timestamp()
+         x.queued_at, clock_timestamp(), clock_timestamp(), clock_timestamp() /*fields:vals*/
     FROM input x`;
 
 const BATCH_INPUT = `SELECT * FROM jsonb_to_recordset($1::jsonb)
-    AS x(jid uuid, queue text, job_type text, user_id text, "group" text, attempt int,
-         max_attempts int, queued_at timestamptz)`;
+    AS x(jid uuid, queue text, job_type text, user_id text /*user_id*/, "group" text, attempt int,
+         max_attempts int, queued_at timestamptz /*fields:def*/)`;
 
 /**
  * Claim the rows of many first attempts in one statement (the jobs of a batch, and of concurrent
@@ -291,7 +296,7 @@ SELECT jid::text AS jid, 'claimed' AS outcome FROM inserted`;
  */
 export const claimConflicts = `
 WITH input AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, jid uuid, user_id text, "group" text)
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, jid uuid, user_id text /*user_id*/, "group" text)
 ), holders AS (
   SELECT x.user_id, x."group", h.id, h.jid
     FROM (SELECT DISTINCT user_id, "group" FROM input) x
@@ -344,10 +349,10 @@ RETURNING j.jid::text AS jid`;
  */
 export const claimSection = `
 INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, lease_until,
-                      started_at, created_at, updated_at)
-VALUES ($1::uuid, $2::text, $3::text::"JobType", $4::text, $5::text, 1, 1,
+                      started_at, created_at, updated_at /*fields:cols*/)
+VALUES ($1::uuid, $2::text, $3::text::"JobType", $4::text /*user_id*/, $5::text, 1, 1,
         clock_timestamp() + $6::float8 * interval '1 second',
-        clock_timestamp(), clock_timestamp(), clock_timestamp())
+        clock_timestamp(), clock_timestamp(), clock_timestamp() /*fields:section*/)
 ON CONFLICT DO NOTHING
 RETURNING id`;
 

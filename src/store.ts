@@ -3,6 +3,7 @@ import * as sql from './sql.ts';
 import { Coalescer } from './coalesce.ts';
 import { recordError, toJobLogRow } from './rows.ts';
 import { InvalidOptionsError, StaleAttemptError } from './errors.ts';
+import { LogTable, type Column } from './names.ts';
 import type { FencedOptions, JobLogRow, JobState, PrismaLike, RecordedError } from './types.ts';
 
 /** A client with interactive transactions: `fenced()` and bounded reads need them. */
@@ -20,6 +21,8 @@ export interface JobIdentity {
   attempt: number;
   maxAttempts: number;
   queuedAt: Date | null;
+  /** The app's own columns to fill in the claim (`fields`): column → value. */
+  fields?: Record<string, unknown>;
 }
 
 export type ClaimResult =
@@ -72,9 +75,14 @@ const PRISMA_TRANSACTION_TIMEOUT_MS = 5000;
 /** At most this many jobs go into one combined claim or settle statement. */
 const MAX_BATCH_ROWS = 500;
 
-/** Every read and write of `job_logs`, through the caller's Prisma client. */
+/** JSON for a statement's jsonb parameter; a bigint (a field's value) as its decimal text. */
+const toJson = (value: unknown): string => JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
+
+/** Every read and write of the log's table, through the caller's Prisma client. */
 export class LogStore {
   readonly #prisma: PrismaLike;
+  /** Binds every statement to the app's table (src/names.ts). */
+  readonly #table: LogTable;
   // Shared by every worker of this job log: concurrent workers' claims (and settles) that arrive
   // while one statement runs go together in the next.
   readonly #claims: Coalescer<JobIdentity, ClaimResult>;
@@ -86,9 +94,10 @@ export class LogStore {
   readonly #query: SqlRunner;
 
   /** `query`: the connection the log's statements go through; the caller's Prisma client unless given. */
-  constructor(prisma: PrismaLike, query?: SqlRunner) {
+  constructor(prisma: PrismaLike, options: { query?: SqlRunner; table?: LogTable } = {}) {
     this.#prisma = prisma;
-    this.#query = query ?? (async (statement, values) => (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...values)) ?? []);
+    this.#query = options.query ?? (async (statement, values) => (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...values)) ?? []);
+    this.#table = options.table ?? LogTable.defaults();
     this.#claims = new Coalescer({
       runMany: (jobs) => this.#claimMany(jobs),
       // One job's failure (a value the table refuses, say) is that job's alone.
@@ -112,19 +121,47 @@ export class LogStore {
     return this.#settles.submit(settlements);
   }
 
+  /**
+   * Jobs whose `fields` name the same columns share a statement (a column left out must keep its
+   * default, not be written NULL): one statement per set of columns, usually one.
+   */
   async #claimMany(jobs: JobIdentity[]): Promise<ClaimResult[]> {
+    const sets = new Map<string, number[]>();
+    for (const [i, job] of jobs.entries()) {
+      const key = fieldNames(job).join('\0');
+      const set = sets.get(key);
+      if (set) set.push(i);
+      else sets.set(key, [i]);
+    }
+    if (sets.size === 1) return this.#claimSet(jobs);
+    const results = new Array<ClaimResult>(jobs.length);
+    await Promise.all([...sets.values()].map(async (indexes) => {
+      const claimed = await this.#claimSet(indexes.map((i) => jobs[i]!));
+      for (const [k, i] of indexes.entries()) results[i] = claimed[k]!;
+    }));
+    return results;
+  }
+
+  /** The columns of `job`'s fields, as the table describes them. */
+  #fieldColumns(job: JobIdentity | undefined): Column[] {
+    return job ? fieldNames(job).map((name) => this.#table.columns.get(name)!) : [];
+  }
+
+  async #claimSet(jobs: JobIdentity[]): Promise<ClaimResult[]> {
+    const columns = this.#fieldColumns(jobs[0]);
     const results = new Array<ClaimResult | undefined>(jobs.length);
     let open = jobs.map((_, i) => i);
     for (let tries = 1; open.length > 0; tries++) {
       const input = open.map((i) => {
         const job = jobs[i]!;
         return {
+          ...job.fields,
           jid: job.jid, queue: job.queue, job_type: job.type, user_id: job.userId, group: job.group,
           attempt: job.attempt, max_attempts: job.maxAttempts, queued_at: job.queuedAt,
         };
       });
       const statement = input.every((job) => job.attempt === 1) ? sql.claimFirstAttempts : sql.claimBatch;
-      const claimed = new Map((await this.#rows(statement, [JSON.stringify(input)])).map((r) => [r.jid as string, r.outcome]));
+      const claimed = new Map((await this.#rows(statement, [toJson(input)], columns)).map((r) => [r.jid as string, r.outcome]));
       const lost = open.filter((i) => {
         const outcome = claimed.get(jobs[i]!.jid);
         if (outcome) results[i] = { outcome: outcome as 'claimed' | 'reentered' };
@@ -175,8 +212,9 @@ export class LogStore {
     return s.state === 'finished' ? this.finish(s.jid, s.attempt) : this.recordFailure(s.jid, s.attempt, s.error, s.state);
   }
 
-  #rows(statement: string, values: unknown[]): Promise<Record<string, unknown>[]> {
-    return this.#query(statement, values);
+  /** Run `statement` bound to the app's table (and, for a claim, to the extra `columns` it fills). */
+  #rows(statement: string, values: unknown[], columns?: Column[]): Promise<Record<string, unknown>[]> {
+    return this.#query(this.#table.bind(statement, columns), values);
   }
 
   async claim(job: JobIdentity): Promise<ClaimResult> {
@@ -184,10 +222,15 @@ export class LogStore {
     return this.#claimOrDiagnose(job, sql.claim, values);
   }
 
-  /** Run a claim statement; when it wrote no row, ask why, and try again if the holder just left. */
+  /**
+   * Run a claim statement; when it wrote no row, ask why, and try again if the holder just left.
+   * A job with `fields` passes them as one more parameter, a jsonb object (`claim`'s $9, `claimSection`'s $7).
+   */
   async #claimOrDiagnose(job: JobIdentity, statement: string, values: unknown[]): Promise<ClaimResult> {
+    const columns = this.#fieldColumns(job);
+    if (columns.length > 0) values = [...values, toJson(job.fields)];
     for (let tries = 1; ; tries++) {
-      const [row] = await this.#rows(statement, values);
+      const [row] = await this.#rows(statement, values, columns);
       if (row) return { outcome: row.outcome === 'reentered' ? 'reentered' : 'claimed' };
       const [why] = await this.#rows(sql.claimConflict, [job.jid, job.userId, job.group]);
       this.#lapsed(why);
@@ -248,7 +291,7 @@ export class LogStore {
       throw new InvalidOptionsError('fenced', [{ path: 'prisma', message: 'the Prisma client given to createJobLog has no $transaction: pass the PrismaClient itself, not a transaction client' }]);
     }
     return prisma.$transaction(async (tx) => {
-      const rows = (await tx.$queryRawUnsafe<unknown[]>(sql.lockOwnRow, jid, attempt, options?.timeout ?? PRISMA_TRANSACTION_TIMEOUT_MS)) ?? [];
+      const rows = (await tx.$queryRawUnsafe<unknown[]>(this.#table.bind(sql.lockOwnRow), jid, attempt, options?.timeout ?? PRISMA_TRANSACTION_TIMEOUT_MS)) ?? [];
       if (rows.length !== 1) throw new StaleAttemptError(jid, attempt);
       return fn(tx);
     }, options);
@@ -297,4 +340,9 @@ export class LogStore {
   async recordWaited(jid: string, attempt: number, since: Date): Promise<boolean> {
     return (await this.#rows(sql.recordWaited, [jid, attempt, since])).length === 1;
   }
+}
+
+/** The app's columns a job fills, in a fixed order. */
+function fieldNames(job: JobIdentity): string[] {
+  return job.fields ? Object.keys(job.fields).sort() : [];
 }

@@ -3,7 +3,7 @@ import { busyHistoryOf, busyOutput } from './busy-history.ts';
 import { isConnectionError, isValueError, sqlStateOf } from './db-errors.ts';
 import { AttemptAbortedError, InvalidPayloadError, SectionBusyError, StaleAttemptError } from './errors.ts';
 import { recordError } from './rows.ts';
-import { normaliseGroup, normaliseUserId } from './ids.ts';
+import { normaliseGroup, userIdFor, type UserIdType } from './ids.ts';
 import { MESSAGE_CHARS, storableText } from './sanitise.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
 import type { ClaimResult, JobIdentity, LogStore, Settlement, SettleResult } from './store.ts';
@@ -16,6 +16,10 @@ export interface TrackerConfig<T> {
   type: string;
   group?: GroupOf<T>;
   userId?: UserIdOf<T>;
+  /** The type of the table's user_id column: a user id of another shape is an invalid payload. */
+  userIdType: UserIdType;
+  /** The app's own columns, each filled from the job (already checked against the table). */
+  fields?: Record<string, (job: JobWithMetadata<T>) => unknown>;
   schema?: StandardSchemaV1<unknown, T>;
   onBusy: BusyPolicy;
   retryable: boolean;
@@ -237,7 +241,8 @@ async function admit<T>(store: LogStore, config: TrackerConfig<T>, job: JobWithM
     await store.recordSettled({ ...base, userId: prepared.userId }, 'failed', { error });
     return { result: { id: job.id, status: 'deadletter', output: recordError(error) } };
   }
-  return { job, identity: { ...base, userId: prepared.userId, group: prepared.group }, attempt, data: prepared.data };
+  const identity = { ...base, userId: prepared.userId, group: prepared.group, ...(prepared.fields ? { fields: prepared.fields } : {}) };
+  return { job, identity, attempt, data: prepared.data };
 }
 
 /** Claim every admitted job's row in one statement; resolves to the jobs that may run. */
@@ -491,7 +496,7 @@ async function onBusy(
 }
 
 type Prepared<T> =
-  | { data: T; userId: string | null; group: string | null }
+  | { data: T; userId: string | null; group: string | null; fields?: Record<string, unknown> }
   | { invalid: InvalidPayloadError; userId: string | null };
 
 /** Validate the payload and read the section's user and group from it. */
@@ -508,7 +513,7 @@ async function prepare<T>(config: TrackerConfig<T>, job: JobWithMetadata<T>): Pr
   const parsed = withData(job, data);
   let userId: string | null;
   try {
-    userId = normaliseUserId(config.userId?.(parsed));
+    userId = userIdFor(config.userId?.(parsed), config.userIdType);
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause);
     return { invalid: new InvalidPayloadError(job.id, [{ path: 'userId', message }], { cause }), userId: null };
@@ -520,7 +525,16 @@ async function prepare<T>(config: TrackerConfig<T>, job: JobWithMetadata<T>): Pr
     const message = cause instanceof Error ? cause.message : String(cause);
     return { invalid: new InvalidPayloadError(job.id, [{ path: 'group', message }], { cause }), userId };
   }
-  return { data, userId, group };
+  const fields: Record<string, unknown> = {};
+  for (const [column, of] of Object.entries(config.fields ?? {})) {
+    try {
+      fields[column] = of(parsed) ?? null;
+    } catch (cause) {
+      const message = cause instanceof Error ? cause.message : String(cause);
+      return { invalid: new InvalidPayloadError(job.id, [{ path: `fields.${column}`, message }], { cause }), userId };
+    }
+  }
+  return { data, userId, group, ...(config.fields ? { fields } : {}) };
 }
 
 /**
@@ -535,7 +549,7 @@ function withData<T>(job: JobWithMetadata<T>, data: T): JobWithMetadata<T> {
 /** Whose job had the bad payload, when the raw payload still tells; the row is written either way. */
 function userIdOfInvalid<T>(config: TrackerConfig<T>, job: JobWithMetadata<T>): string | null {
   try {
-    return normaliseUserId(config.userId?.(job));
+    return userIdFor(config.userId?.(job), config.userIdType);
   } catch {
     return null;
   }

@@ -76,6 +76,13 @@ export interface JobLogOptions {
    * fails is also a job pg-boss cannot complete). Reads and `ctx.fenced()` stay on Prisma.
    */
   writesThrough?: 'prisma' | 'pg-boss';
+
+  /**
+   * The app's name for the log's table (`@@map`), and its schema (`@@schema`): `'job_history'` or
+   * `{ name: 'job_history', schema: 'app' }`. Default `job_logs` in the search_path. The enum
+   * types, the section index and the user_id type are read from the catalog at start-up.
+   */
+  table?: string | { name?: string; schema?: string };
 }
 
 /** What the handler gets besides the job. */
@@ -125,6 +132,12 @@ export interface WorkOptions<T = unknown> {
   group?: GroupOf<T>;
   /** Reads the user id from the job. */
   userId?: UserIdOf<T>;
+  /**
+   * The app's own columns of the table, each filled from the job in the claim:
+   * `{ organization_id: (job) => job.data.orgId }`. Named by column (as `@map` names it); checked
+   * against the table at `work()`. A function that throws makes the payload invalid.
+   */
+  fields?: Record<string, (job: JobWithMetadata<T>) => unknown>;
   /** A payload schema (zod or any Standard Schema); a payload that fails it ends `failed`. */
   schema?: StandardSchemaV1<unknown, T>;
   /** What a busy job does. Default `throw`. */
@@ -153,6 +166,8 @@ export interface SectionOptions {
   type: string;
   userId: string | number | bigint;
   group: string;
+  /** The app's own columns of the table, as for `work()`: `{ organization_id: 42 }`. */
+  fields?: Record<string, unknown>;
   /** Written to the row's `queue` column. Default `section`. */
   queue?: string;
   /**

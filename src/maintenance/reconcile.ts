@@ -36,7 +36,7 @@ WITH tracked AS (
   INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
                         state, error, errors, started_at, finished_at, duration_ms, created_at, updated_at)
   SELECT r.id, r.name, COALESCE(r.output -> 'joblog' ->> 'type', r.job_type)::"JobType",
-         r.output -> 'joblog' ->> 'userId', r.output -> 'joblog' ->> 'group',
+         (r.output -> 'joblog' ->> 'userId')::text /*user_id*/, r.output -> 'joblog' ->> 'group',
          r.retry_count + 1, r.retry_limit + 1, r.created_on,
          CASE WHEN r.state = 'failed' AND r.retry_limit = 0 THEN 'failed' ELSE 'dead' END::"JobState",
          r.reason, jsonb_build_array(jsonb_build_object('attempt', r.retry_count + 1, 'at', r.completed_on, 'error', r.reason)),
