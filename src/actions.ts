@@ -33,6 +33,8 @@ export interface ActionDeps {
   prisma: PrismaLike;
   boss: BossLike | undefined;
   bossSchema: string;
+  /** The app's name for the section index. */
+  sectionIndex: string;
 }
 
 const actor = (options: ActionOptions) => (options.by ? `by ${storableText(options.by, NAME_CHARS)}` : 'by an operator');
@@ -77,7 +79,7 @@ export async function retryJob(deps: ActionDeps, jid: string, options: ActionOpt
       }
     });
   } catch (error) {
-    if (isSectionBusyError(error)) {
+    if (isSectionBusyError(error, deps.sectionIndex)) {
       const holder = await deps.prisma.$queryRawUnsafe<{ jid: string }[]>(sql.holder, before.userId, before.group);
       throw new ActionRefusedError('retry', jid, `its section is held by job ${holder?.[0]?.jid ?? '(gone meanwhile)'}; retry once it is free`, { cause: error });
     }

@@ -7,7 +7,7 @@ import {
   sectionOptionsSchema,
   workOptionsSchema,
 } from './options.ts';
-import { runSection } from './section.ts';
+import { isSectionBusyError, runSection } from './section.ts';
 import { LogStore, type SqlRunner } from './store.ts';
 import { createBatchHandler, type BusyEvent, type JobLogWarning } from './tracker.ts';
 import { checkUserId, checkUserIdType, groupSchema, userIdSchema } from './ids.ts';
@@ -89,6 +89,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   /** The connection of the log's writes (`writesThrough: 'pg-boss'`); Prisma's when undefined. */
   readonly #writesThrough: SqlRunner | undefined;
   #opened: Promise<Opened> | undefined;
+  #sectionIndex: string | null = null;
   readonly #prisma: PrismaLike;
   readonly #boss: BossLike | undefined;
   readonly #bossSchema: string;
@@ -143,6 +144,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     this.#opened ??= readLogTable(this.#prisma, this.#tableName).then((table) => {
       const store = new LogStore(this.#prisma, { table, ...(this.#writesThrough ? { query: this.#writesThrough } : {}) });
       store.onTerminal = (jids) => this.#emitSettled(jids);
+      this.#sectionIndex = table.sectionIndex;
       return { table, store, prisma: boundClient(this.#prisma, table) };
     });
     try {
@@ -360,7 +362,16 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   }
 
   async #actionDeps(): Promise<ActionDeps> {
-    return { prisma: (await this.#open()).prisma, boss: this.#boss, bossSchema: this.#bossSchema };
+    const { prisma, table } = await this.#open();
+    return { prisma, boss: this.#boss, bossSchema: this.#bossSchema, sectionIndex: table.sectionIndex };
+  }
+
+  /**
+   * `isSectionBusyError` for this log's table, whose section index the app may have named
+   * otherwise. Before the table has been read (no work(), section() or query yet), the default name.
+   */
+  isSectionBusyError(error: unknown): boolean {
+    return isSectionBusyError(error, this.#sectionIndex ?? undefined);
   }
 
   /** A query's user id of the wrong shape for the column is the caller's error, not the database's. */

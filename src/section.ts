@@ -79,28 +79,29 @@ function keepLease(store: LogStore, jid: string, leaseSeconds: number): { stop()
 /**
  * True for "another job holds this section", however it arrives: a `SectionBusyError`, a
  * Prisma P2002 (ORM call) or P2010 (raw query) on the section index, or a plain `pg` error
- * 23505 on it. A violation of any other unique index is not "busy".
+ * 23505 on it. A violation of any other unique index is not "busy". `index`: the app's name for
+ * the section index when it is not `job_logs_section_key` (also `joblog.isSectionBusyError`).
  */
-export function isSectionBusyError(error: unknown): boolean {
+export function isSectionBusyError(error: unknown, index: string = SECTION_INDEX): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     if (e instanceof SectionBusyError) return true;
-    if (isPrismaSectionViolation(e) || isPgSectionViolation(e)) return true;
+    if (isPrismaSectionViolation(e, index) || isPgSectionViolation(e, index)) return true;
   }
   return false;
 }
 
-function isPrismaSectionViolation(e: unknown): boolean {
+function isPrismaSectionViolation(e: unknown, index: string): boolean {
   const { code, meta, message } = e as { code?: unknown; meta?: Record<string, any>; message?: unknown };
   if (code !== 'P2002' && code !== 'P2010') return false;
   const cause = meta?.driverAdapterError?.cause;
   if (cause) {
-    return cause.originalCode === '23505' && cause.constraint?.index === SECTION_INDEX;
+    return cause.originalCode === '23505' && cause.constraint?.index === index;
   }
   // Without the driver adapter's details, the message still names the index.
-  return typeof message === 'string' && message.includes(SECTION_INDEX);
+  return typeof message === 'string' && message.includes(index);
 }
 
-function isPgSectionViolation(e: unknown): boolean {
+function isPgSectionViolation(e: unknown, index: string): boolean {
   const { code, constraint } = e as { code?: unknown; constraint?: unknown };
-  return code === '23505' && constraint === SECTION_INDEX;
+  return code === '23505' && constraint === index;
 }

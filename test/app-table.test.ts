@@ -3,7 +3,7 @@
 // RESTRICT), and it has a column of its own that workers fill with `fields`.
 import { randomUUID } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
-import { createJobLog, type JobLog } from '../src/index.ts';
+import { createJobLog, isSectionBusyError, type JobLog } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
 import { FAST, gate, queueName, waitForBossState } from './helpers/joblog.ts';
 import { waitFor } from './helpers/wait.ts';
@@ -168,6 +168,22 @@ describe('the app\'s table, checked at start-up', () => {
     expect(error).toMatchObject({ code: 'LOG_TABLE_INVALID' });
     expect(error.message).toContain('user_id is numeric');
     expect(() => createJobLog({ prisma: db.prisma, table: { name: 'bad"name' } })).toThrow(/table.name: expected a plain SQL identifier/);
+  });
+
+  test('joblog.isSectionBusyError knows the app\'s name for the section index', async () => {
+    const { joblog } = await appLog('app_integer');
+    const held = gate();
+    const inside = gate();
+    const section = joblog.section({ type: 'email', userId: 1, group: 'busy-name' }, async () => { inside.open(); await held.promise; });
+    await inside.promise;
+    const clash = await db.pool.query(`INSERT INTO app_integer.history (jid, queue, job_type, user_id, "group", max_attempts)
+                                       VALUES ($1, 'q', 'sync', 1, 'busy-name', 1)`, [randomUUID()]).catch((e) => e);
+    held.open();
+    await section;
+    expect(clash).toMatchObject({ code: '23505', constraint: 'history_one_holder' });
+    expect(joblog.isSectionBusyError(clash)).toBe(true);
+    expect(isSectionBusyError(clash)).toBe(false); // the default name, job_logs_section_key
+    expect(isSectionBusyError(clash, 'history_one_holder')).toBe(true);
   });
 
   test('stats, sections, prune and reap run on the app\'s table', async () => {

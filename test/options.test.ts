@@ -32,8 +32,8 @@ describe('options are checked where they enter, naming each bad field', () => {
     expect(paths(missing)).toEqual(['prisma']);
     expect(missing.message).toMatch(/prisma: expected the app's PrismaClient/);
     expect(paths(invalid(() => createJobLog({ prisma: db.prisma, boss: {} } as never)))).toEqual(['boss']);
-    const unknown = invalid(() => createJobLog({ prisma: db.prisma, boss: noBoss, table: 'x' } as never));
-    expect(unknown.message).toContain('unknown option(s) table');
+    const unknown = invalid(() => createJobLog({ prisma: db.prisma, boss: noBoss, tabel: 'x' } as never));
+    expect(unknown.message).toContain('unknown option(s) tabel');
   });
 
   test('a log made without boss reads, but work() names the missing boss', async () => {
