@@ -52,6 +52,9 @@ function toRowColumns(raw: RawRow): Omit<JobLogRow, 'error' | 'errors'> {
   };
 }
 
+/** JSON with a bigint (an id or a field's value) as its decimal text. */
+export const toJson = (value: unknown): string => JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
+
 /**
  * What is kept of a thrown value: name, message, code and the top of the stack, each storable and
  * bounded (see sanitise.ts). Total: whatever was thrown (null, a Symbol, `Object.create(null)`, an

@@ -1,7 +1,7 @@
 import type { BusyAttempt } from './busy-history.ts';
 import * as sql from './sql.ts';
 import { Coalescer } from './coalesce.ts';
-import { recordError, toJobLogRow } from './rows.ts';
+import { recordError, toJobLogRow, toJson } from './rows.ts';
 import { InvalidOptionsError, StaleAttemptError } from './errors.ts';
 import { LogTable, type Column } from './names.ts';
 import type { FencedOptions, JobLogRow, JobState, PrismaLike, RecordedError } from './types.ts';
@@ -74,9 +74,6 @@ const PRISMA_TRANSACTION_TIMEOUT_MS = 5000;
 
 /** At most this many jobs go into one combined claim or settle statement. */
 const MAX_BATCH_ROWS = 500;
-
-/** JSON for a statement's jsonb parameter; a bigint (a field's value) as its decimal text. */
-const toJson = (value: unknown): string => JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
 
 /** Every read and write of the log's table, through the caller's Prisma client. */
 export class LogStore {

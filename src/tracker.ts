@@ -2,7 +2,7 @@ import type { JobResult, JobWithMetadata } from 'pg-boss';
 import { busyHistoryOf, busyOutput } from './busy-history.ts';
 import { isConnectionError, isValueError, sqlStateOf } from './db-errors.ts';
 import { AttemptAbortedError, InvalidPayloadError, SectionBusyError, StaleAttemptError } from './errors.ts';
-import { recordError } from './rows.ts';
+import { recordError, toJson } from './rows.ts';
 import { normaliseGroup, userIdFor, type UserIdType } from './ids.ts';
 import { MESSAGE_CHARS, storableText } from './sanitise.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
@@ -283,9 +283,11 @@ async function claimAll<T>(
  */
 async function claimRefused(store: LogStore, warn: WarningSink, { job, identity }: Admitted<unknown>, cause: unknown): Promise<JobResult> {
   if (!isValueError(cause)) return claimFailed(warn, job, cause, 'claim', identity);
-  const path = sqlStateOf(cause) === '23503' ? 'userId' : 'userId, group';
+  // With fields, the refused value may be one of them (a foreign key of the app's, a type).
+  const path = identity.fields ? 'userId, group, fields' : sqlStateOf(cause) === '23503' ? 'userId' : 'userId, group';
   const refused = recordError(cause);
-  const error = new InvalidPayloadError(job.id, [{ path, message: `the log refused the job's ${path} ${JSON.stringify([identity.userId, identity.group])}: ${refused.message}` }], { cause });
+  const values = [identity.userId, identity.group, ...(identity.fields ? [identity.fields] : [])];
+  const error = new InvalidPayloadError(job.id, [{ path, message: `the log refused the job's ${path} ${toJson(values)}: ${refused.message}` }], { cause });
   await store.recordSettled({ ...identity, userId: null, group: null }, 'failed', { error });
   return { id: job.id, status: 'deadletter', output: recordError(error) };
 }

@@ -4,6 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { createJobLog, isSectionBusyError, type JobLog } from '../src/index.ts';
+import { readLogTable } from '../src/names.ts';
+import { LogStore } from '../src/store.ts';
 import { setupTestDb } from './helpers/db.ts';
 import { FAST, gate, queueName, waitForBossState } from './helpers/joblog.ts';
 import { waitFor } from './helpers/wait.ts';
@@ -168,6 +170,33 @@ describe('the app\'s table, checked at start-up', () => {
     expect(error).toMatchObject({ code: 'LOG_TABLE_INVALID' });
     expect(error.message).toContain('user_id is numeric');
     expect(() => createJobLog({ prisma: db.prisma, table: { name: 'bad"name' } })).toThrow(/table.name: expected a plain SQL identifier/);
+  });
+
+  test('claims of jobs with different fields share no statement: a column a job leaves out keeps its default', async () => {
+    await db.pool.query(`ALTER TABLE app_text.history ADD COLUMN plan text NOT NULL DEFAULT 'free'`);
+    const table = await readLogTable(db.prisma, { schema: 'app_text', name: 'history' });
+    const store = new LogStore(db.prisma, table);
+    const job = (fields?: Record<string, unknown>) => ({
+      jid: randomUUID(), queue: 'q', type: 'sync', userId: null, group: null, attempt: 1, maxAttempts: 1, queuedAt: null, ...(fields ? { fields } : {}),
+    });
+    const jobs = [job({ plan: 'pro', organization_id: 5n }), job(), job({ organization_id: 6 }), job({ plan: 'team' })];
+    expect((await store.claimBatch(jobs)).map((c) => c.outcome)).toEqual(['claimed', 'claimed', 'claimed', 'claimed']);
+    const { rows } = await db.pool.query(`SELECT jid::text, plan, organization_id FROM app_text.history WHERE jid = ANY ($1::uuid[])`, [jobs.map((j) => j.jid)]);
+    const byJid = new Map(rows.map((r) => [r.jid, [r.plan, r.organization_id]]));
+    expect(jobs.map((j) => byJid.get(j.jid))).toEqual([['pro', 5], ['free', null], ['free', 6], ['team', null]]);
+  });
+
+  test('a field value the column refuses makes the payload invalid: failed, not retried, the field named', async () => {
+    const { joblog, boss } = await appLog('app_integer');
+    const queue = queueName('bad-field');
+    await boss.createQueue(queue, { retryLimit: 2 });
+    await joblog.work(queue, { ...FAST, type: 'sync', fields: { organization_id: (j: any) => j.data.org } }, async () => {});
+    const jid = (await boss.send(queue, { org: 'acme' }))!;
+    const r = await waitForState('app_integer', jid, ['failed']);
+    expect(r).toMatchObject({ organization_id: null, error: { code: 'INVALID_PAYLOAD' } });
+    expect(r.error.message).toContain('fields');
+    expect(r.error.message).toContain('"organization_id":"acme"');
+    expect((await waitForBossState(db, jid, ['failed'])).retry_count).toBe(0);
   });
 
   test('joblog.isSectionBusyError knows the app\'s name for the section index', async () => {
