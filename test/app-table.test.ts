@@ -1,7 +1,9 @@
 // The app's own table: its name, schema and enum names differ from the library's defaults, its
 // user_id is text, uuid, integer or bigint with a foreign key to the app's "User" (ON DELETE
 // RESTRICT), and it has a column of its own that workers fill with `fields`.
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { createJobLog, isSectionBusyError, type JobLog } from '../src/index.ts';
 import { readLogTable } from '../src/names.ts';
@@ -213,6 +215,24 @@ describe('the app\'s table, checked at start-up', () => {
     expect(joblog.isSectionBusyError(clash)).toBe(true);
     expect(isSectionBusyError(clash)).toBe(false); // the default name, job_logs_section_key
     expect(isSectionBusyError(clash, 'history_one_holder')).toBe(true);
+  });
+
+  test('the CLI reads the app\'s table: --log-table schema.name, or $JOBLOG_TABLE', async () => {
+    const cli = (args: string[], env: Record<string, string> = {}) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [path.resolve(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), ...args], {
+        env: { ...process.env, DATABASE_URL: db.url, ...env }, timeout: 30_000,
+      }, (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    });
+    const [flag, fromEnv] = await Promise.all([
+      cli(['list', '--log-table', 'app_integer.history', '--user', '1', '--json']),
+      cli(['list', '--user', '1', '--json'], { JOBLOG_TABLE: 'app_integer.history' }),
+    ]);
+    for (const run of [flag, fromEnv]) {
+      expect(run.code, run.stderr).toBe(0);
+      const { rows } = JSON.parse(run.stdout);
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.every((r: { userId: string }) => r.userId === '1')).toBe(true);
+    }
   });
 
   test('stats, sections, prune and reap run on the app\'s table', async () => {

@@ -15,6 +15,7 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
 /** Flags every command takes. */
 export const COMMON: Options = {
   'database-url': { type: 'string' },
+  'log-table': { type: 'string' },
   json: { type: 'boolean' },
   table: { type: 'boolean' },
   utc: { type: 'boolean' },
@@ -23,6 +24,7 @@ export const COMMON: Options = {
 
 export const COMMON_HELP = `common flags:
   --database-url URL   the database (default: $DATABASE_URL)
+  --log-table [S.]T    the log's table, when the app named it (default: $JOBLOG_TABLE, else job_logs)
   --json               JSON output (the default when stdout is not a terminal)
   --table              a table even when stdout is not a terminal
   --utc                dates in UTC (default: local time)

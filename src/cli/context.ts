@@ -18,6 +18,8 @@ export class CommandContext {
   readonly json: boolean;
   readonly #url: string | undefined;
   readonly #bossSchema: string | undefined;
+  /** createJobLog's `table`: `--log-table schema.name` or `name`. */
+  readonly #logTable: { table: { name: string; schema?: string } } | Record<string, never>;
   #client: { prisma: PrismaLike & { $disconnect(): Promise<void> }; joblog: JobLog } | undefined;
   #boss: { stop(options?: { graceful?: boolean }): Promise<void> } | undefined;
   #actionLog: JobLog | undefined;
@@ -29,6 +31,7 @@ export class CommandContext {
     this.style = { utc: values.utc === true, columns: tty ? io.stdout.columns : undefined };
     this.#url = str(values['database-url']) ?? io.env.DATABASE_URL;
     this.#bossSchema = str(values['boss-schema']);
+    this.#logTable = logTableOf(str(values['log-table']) ?? io.env.JOBLOG_TABLE);
   }
 
   /** The database URL, checked for shape (not reachability). */
@@ -65,7 +68,7 @@ export class CommandContext {
       boss.on('error', () => {}); // a failing action reports its own error
       await boss.start();
       this.#boss = boss;
-      this.#actionLog = createJobLog({ prisma, boss, reaper: false, ...(schema === undefined ? {} : { bossSchema: schema }) });
+      this.#actionLog = createJobLog({ prisma, boss, reaper: false, ...this.#logTable, ...(schema === undefined ? {} : { bossSchema: schema }) });
     }
     return this.#actionLog;
   }
@@ -77,7 +80,7 @@ export class CommandContext {
       const [{ PrismaClient }, { PrismaPg }, { createJobLog }] = await Promise.all([importPrismaClient(), importAdapter(), import('../joblog.ts')]);
       const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
       const bossSchema = this.#bossSchema;
-      this.#client = { prisma, joblog: createJobLog({ prisma, ...(bossSchema === undefined ? {} : { bossSchema }) }) };
+      this.#client = { prisma, joblog: createJobLog({ prisma, ...this.#logTable, ...(bossSchema === undefined ? {} : { bossSchema }) }) };
     }
     return this.#client;
   }
@@ -115,4 +118,11 @@ async function importPrismaClient() {
   } catch (error) {
     throw new Error('the Prisma client is not generated yet: run `npx prisma generate` in the pg-boss-joblog package', { cause: error });
   }
+}
+
+/** `schema.name` or `name` (createJobLog checks each part). */
+function logTableOf(value: string | undefined): { table: { name: string; schema?: string } } | Record<string, never> {
+  if (value === undefined) return {};
+  const dot = value.indexOf('.');
+  return { table: dot < 0 ? { name: value } : { schema: value.slice(0, dot), name: value.slice(dot + 1) } };
 }
