@@ -47,7 +47,7 @@ export class LogTable {
   /** The table's columns by name. */
   readonly columns: ReadonlyMap<string, Column>;
   readonly #replacements: Record<string, string>;
-  readonly #bound = new Map<string, string>();
+  readonly #bound = new Map<string, Map<string, string>>();
 
   constructor(options: {
     schema: string; table: string; jobType: { schema: string; name: string }; jobState: { schema: string; name: string };
@@ -80,13 +80,19 @@ export class LogTable {
    * by the extra `columns` (see `fieldsSql`). Cached: each distinct statement is rewritten once.
    */
   bind(statement: string, columns: readonly Column[] = []): string {
-    const key = columns.length === 0 ? statement : `${columns.map((c) => c.name).join('\0')}\0\0${statement}`;
-    let bound = this.#bound.get(key);
+    // Keyed by the statement itself (a constant string: its hash is computed once), then by the columns.
+    let byColumns = this.#bound.get(statement);
+    if (byColumns === undefined) {
+      byColumns = new Map();
+      // Statements built per call (find's filters) must not grow the cache without end.
+      if (this.#bound.size < MAX_BOUND) this.#bound.set(statement, byColumns);
+    }
+    const key = columns.length === 0 ? '' : columns.map((c) => c.name).join('\0');
+    let bound = byColumns.get(key);
     if (bound === undefined) {
       const fields = fieldsSql(columns, this.#replacements.job_logs!);
       bound = statement.replace(TOKENS, (token, mark?: keyof typeof fields) => (mark ? fields[mark] : this.#replacements[token]!));
-      // Statements built per call (find's filters) must not grow the cache without end.
-      if (this.#bound.size < MAX_BOUND) this.#bound.set(key, bound);
+      byColumns.set(key, bound);
     }
     return bound;
   }
