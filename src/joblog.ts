@@ -79,8 +79,6 @@ const inProgressSchema = z.strictObject({
 interface Opened {
   table: LogTable;
   store: LogStore;
-  /** The app's client, with every statement bound to its table: what the queries and maintenance run on. */
-  prisma: PrismaLike;
 }
 
 /** The job log of one application: tracked workers, sections and queries. */
@@ -91,6 +89,8 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   #opened: Promise<Opened> | undefined;
   #sectionIndex: string | null = null;
   readonly #prisma: PrismaLike;
+  /** The app's client with every statement bound to its table (read on the first statement): what the queries, maintenance and actions run on. */
+  readonly #bound: PrismaLike;
   readonly #boss: BossLike | undefined;
   readonly #bossSchema: string;
   readonly #waits: BusyWaits;
@@ -108,6 +108,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     this.#tableName = parsed.table;
     this.#writesThrough = parsed.writesThrough === 'pg-boss' ? bossRunner(parsed.boss as BossLike) : undefined;
     this.#prisma = parsed.prisma as PrismaLike;
+    this.#bound = boundClient(this.#prisma, async () => (await this.#open()).table);
     this.#boss = parsed.boss as BossLike | undefined;
     this.#bossSchema = parsed.bossSchema;
     this.#waits = new BusyWaits(this.#prisma, parsed.bossSchema);
@@ -145,7 +146,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
       const store = new LogStore(this.#prisma, { table, ...(this.#writesThrough ? { query: this.#writesThrough } : {}) });
       store.onTerminal = (jids) => this.#emitSettled(jids);
       this.#sectionIndex = table.sectionIndex;
-      return { table, store, prisma: boundClient(this.#prisma, table) };
+      return { table, store };
     });
     try {
       return await this.#opened;
@@ -167,7 +168,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    * rather than failing every job's first write. The enum is read once per log.
    */
   async #assertJobType(type: string, where: string): Promise<void> {
-    await assertJobTypes((await this.#open()).prisma, [type], where, 'type');
+    await assertJobTypes(this.#bound, [type], where, 'type');
   }
 
   async #prunePass(plan: { olderThan: number | string; states?: PruneOptions['states']; batchSize?: number }): Promise<void> {
@@ -278,8 +279,8 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   /** Rows of a user's jobs that are running or waiting for a retry, oldest first. */
   async inProgress(query: { userId: string | number | bigint; group?: string; types?: string[] }): Promise<JobLogRow[]> {
     const q = parseOptions(inProgressSchema, query, 'inProgress');
-    const { table, store, prisma } = await this.#open();
-    if (q.types) await assertJobTypes(prisma, q.types, 'inProgress', 'types');
+    if (q.types) await assertJobTypes(this.#bound, q.types, 'inProgress', 'types');
+    const { table, store } = await this.#open();
     return store.inProgress(this.#userId(q.userId, table, 'inProgress'), q.group ?? null, q.types ?? null);
   }
 
@@ -295,7 +296,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   /** The whole row of one job, by pg-boss id: every attempt's error, stacks included. */
   async get(jid: string, options?: ReadOptions): Promise<JobLogRow | null> {
     const id = parseOptions(jidSchema, jid, 'get (jid)');
-    return get((await this.#open()).prisma, id, options);
+    return get(this.#bound, id, options);
   }
 
   /**
@@ -303,26 +304,24 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    * carries the start of its last error's message, not the error documents: `get(jid)` has them.
    */
   async find(query: FindQuery = {}, options?: ReadOptions): Promise<FindResult> {
-    const { table, prisma } = await this.#open();
-    this.#checkQueryUserId(query, table, 'find');
-    return find(prisma, query, options);
+    await this.#checkQueryUserId(query, 'find');
+    return find(this.#bound, query, options);
   }
 
   /** Per job type in [since, until): counts by state, failure rate, duration p50/p95/max; optional buckets. */
   async stats(query: StatsQuery, options?: ReadOptions): Promise<StatsResult> {
-    return stats((await this.#open()).prisma, query, options);
+    return stats(this.#bound, query, options);
   }
 
   /** Every section held now, with its pg-boss job's state and whether it looks stale. */
   async sections(query: SectionsQuery = {}, options?: ReadOptions): Promise<HeldSection[]> {
-    const { table, prisma } = await this.#open();
-    this.#checkQueryUserId(query, table, 'sections');
-    return sections(prisma, { bossSchema: this.#bossSchema, ...query }, options);
+    await this.#checkQueryUserId(query, 'sections');
+    return sections(this.#bound, { bossSchema: this.#bossSchema, ...query }, options);
   }
 
   /** Delete settled rows (never `started`) that finished before `olderThan`, in short batches. */
   async prune(options: PruneOptions): Promise<PruneResult> {
-    return prune((await this.#open()).prisma, options);
+    return prune(this.#bound, options);
   }
 
   /**
@@ -335,9 +334,8 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    * row is of that attempt) is marked completed in pg-boss. Safe to run from many processes at once.
    */
   async reap(): Promise<ReapResult> {
-    const { prisma } = await this.#open();
-    const { jids: reaped, ...rows } = await reap(prisma, { bossSchema: this.#bossSchema, maxHoldSeconds: this.#maxHoldSeconds });
-    const { jids: recorded, ...boss } = await this.#reconciler.run(prisma, this.#tracked);
+    const { jids: reaped, ...rows } = await reap(this.#bound, { bossSchema: this.#bossSchema, maxHoldSeconds: this.#maxHoldSeconds });
+    const { jids: recorded, ...boss } = await this.#reconciler.run(this.#bound, this.#tracked);
     this.#emitSettled([...reaped, ...recorded]);
     return { ...rows, ...boss };
   }
@@ -362,8 +360,8 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   }
 
   async #actionDeps(): Promise<ActionDeps> {
-    const { prisma, table } = await this.#open();
-    return { prisma, boss: this.#boss, bossSchema: this.#bossSchema, sectionIndex: table.sectionIndex };
+    const { table } = await this.#open();
+    return { prisma: this.#bound, boss: this.#boss, bossSchema: this.#bossSchema, sectionIndex: table.sectionIndex };
   }
 
   /**
@@ -375,9 +373,9 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   }
 
   /** A query's user id of the wrong shape for the column is the caller's error, not the database's. */
-  #checkQueryUserId(query: { userId?: unknown } | undefined, table: LogTable, where: string): void {
+  async #checkQueryUserId(query: { userId?: unknown } | undefined, where: string): Promise<void> {
     const id = query?.userId === undefined ? undefined : checkUserId(query.userId);
-    if (id?.ok) this.#userId(id.value, table, where); // one that breaks the id rule: the query's own check names it
+    if (id?.ok) this.#userId(id.value, (await this.#open()).table, where); // one that breaks the id rule: the query's own check names it
   }
 
   /** Stop this log's intervals (reaper, pruner). Workers are pg-boss's: stop them with `boss.stop()`. */

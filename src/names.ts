@@ -154,6 +154,10 @@ interface CatalogRow {
   section_indexes: string[] | null;
 }
 
+/**
+ * The table, its columns and its section index: unique, partial, keyed on (user_id, "group"),
+ * its predicate on state. Reads only the catalog, so it never waits for a lock on the table.
+ */
 const catalogStatement = `
 SELECT n.nspname AS schema, c.relname AS table, c.relkind::text AS kind,
        (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
@@ -170,7 +174,10 @@ SELECT n.nspname AS schema, c.relname AS table, c.relkind::text AS kind,
            AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
                   FROM unnest(x.indkey::int2[]) AS k(attnum)
                   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum) = ARRAY['group', 'user_id']
-           AND pg_get_expr(x.indpred, x.indrelid) LIKE '(state = ''started''::%)') AS section_indexes
+           -- its predicate reads state (pg_get_expr would wait for a lock on the table)
+           AND EXISTS (SELECT 1 FROM pg_depend d JOIN pg_attribute s ON s.attrelid = c.oid AND s.attname = 'state'
+                        WHERE d.classid = 'pg_class'::regclass AND d.objid = x.indexrelid
+                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid AND d.refobjsubid = s.attnum)) AS section_indexes
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid = to_regclass($1::text)`;
@@ -234,20 +241,23 @@ type RawClient = PrismaLike & {
 /**
  * The app's client with every raw statement bound to `table`, and so every interactive
  * transaction's client: what the queries, maintenance and actions run on. Everything else is the
- * client's own. (The hot path, LogStore, binds its statements itself; a fenced transaction hands
- * the app its own, unbound client.)
+ * client's own. `table` may be a function that reads it (once): a query then checks its options
+ * before the table is read. (The hot path, LogStore, binds its statements itself; a fenced
+ * transaction hands the app its own, unbound client.)
  */
-export function boundClient<P extends RawClient>(prisma: P, table: LogTable): P {
+export function boundClient<P extends RawClient>(prisma: P, table: LogTable | (() => Promise<LogTable>)): P {
+  const withTable = <R>(fn: (t: LogTable) => R): R | Promise<Awaited<R>> =>
+    typeof table === 'function' ? table().then(fn) as Promise<Awaited<R>> : fn(table);
   return new Proxy(prisma, {
     get(target, key) {
       const value = Reflect.get(target, key, target) as unknown;
       if (typeof value !== 'function') return value;
       if (key === '$queryRawUnsafe' || key === '$executeRawUnsafe') {
-        return (statement: string, ...values: unknown[]) => value.call(target, table.bind(statement), ...values);
+        return (statement: string, ...values: unknown[]) => withTable((t) => value.call(target, t.bind(statement), ...values));
       }
       if (key === '$transaction') {
-        return (fn: unknown, options?: unknown) =>
-          value.call(target, typeof fn === 'function' ? (tx: RawClient) => fn(boundClient(tx, table)) : fn, options);
+        return (fn: unknown, options?: unknown) => withTable((t) =>
+          value.call(target, typeof fn === 'function' ? (tx: RawClient) => fn(boundClient(tx, t)) : fn, options));
       }
       return value.bind(target);
     },

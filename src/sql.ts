@@ -82,7 +82,7 @@ export const FIND_MESSAGE_CHARS = 200;
  * for its length, which would fetch the whole document from TOAST.
  */
 export const LIST_COLUMNS = `id, jid::text AS jid, queue, job_type::text AS job_type, state::text AS state,
-  user_id, "group", attempt, max_attempts, holder_jid::text AS holder_jid, queued_at, started_at,
+  user_id::text AS user_id, "group", attempt, max_attempts, holder_jid::text AS holder_jid, queued_at, started_at,
   finished_at, duration_ms, waited_ms, lease_until, error->>'name' AS error_name,
   error->>'code' AS error_code, left(error->>'message', ${FIND_MESSAGE_CHARS}) AS error_message,
   length(error->>'message') > ${FIND_MESSAGE_CHARS} AS error_truncated, created_at, updated_at`;

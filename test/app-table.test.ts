@@ -167,6 +167,9 @@ describe('the app\'s table, checked at start-up', () => {
     await expect(read({ name: 'nope' })).rejects.toMatchObject({ code: 'LOG_TABLE_MISSING' });
     await db.pool.query(appSchema('app_noindex', 'integer') + 'DROP INDEX app_noindex.history_one_holder;');
     await expect(read({ schema: 'app_noindex', name: 'history' })).rejects.toMatchObject({ code: 'SECTION_INDEX_MISSING' });
+    // Unique on the right columns, but not only while started: not a section index.
+    await db.pool.query(`CREATE UNIQUE INDEX other_key ON app_noindex.history (user_id, "group") WHERE "group" IS NOT NULL`);
+    await expect(read({ schema: 'app_noindex', name: 'history' })).rejects.toMatchObject({ code: 'SECTION_INDEX_MISSING' });
     await db.pool.query(appSchema('app_numeric', 'numeric'));
     const error = await read({ schema: 'app_numeric', name: 'history' }).catch((e) => e);
     expect(error).toMatchObject({ code: 'LOG_TABLE_INVALID' });
