@@ -29,6 +29,13 @@ export class SectionBusyError extends JobLogError {
   }
 }
 
+/**
+ * The log's table (createJobLog's `table`) cannot be used: it is missing (`LOG_TABLE_MISSING`),
+ * lacks a column of the model or has an unsupported user_id type (`LOG_TABLE_INVALID`), or has no
+ * section index (`SECTION_INDEX_MISSING`). The message says what to fix.
+ */
+export class LogTableError extends JobLogError {}
+
 /** Options given to `createJobLog`, `work` or `section` are invalid; the message names each field. */
 export class InvalidOptionsError extends JobLogError {
   readonly issues: { path: string; message: string }[];

@@ -18,6 +18,7 @@ export {
   SectionBusyError,
   InvalidOptionsError,
   InvalidPayloadError,
+  LogTableError,
   StaleAttemptError,
   AttemptAbortedError,
   ActionRefusedError,

@@ -6,7 +6,7 @@
 // job_type and state columns, its section index, the type of its user_id column. Each rewrite is
 // an exact replacement of one of those tokens by a quoted identifier read from the catalog, made
 // once per statement: the hot path runs the bound text and pays nothing.
-import { InvalidOptionsError, JobLogError } from './errors.ts';
+import { InvalidOptionsError, LogTableError } from './errors.ts';
 import { USER_ID_TYPES, type UserIdType } from './ids.ts';
 import type { PrismaLike } from './types.ts';
 
@@ -141,9 +141,6 @@ function fieldsSql(columns: readonly Column[], table: string): Record<'def' | 'c
     section: fromObject('$7'),
   };
 }
-
-/** The table named by `name` could not be used as the job log; the message says what to fix. */
-export class LogTableError extends JobLogError {}
 
 /** One row of the catalog query. */
 interface CatalogRow {

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { createJobLog, isSectionBusyError, type JobLog } from '../src/index.ts';
+import { createJobLog, isSectionBusyError, LogTableError, type JobLog } from '../src/index.ts';
 import { readLogTable } from '../src/names.ts';
 import { LogStore } from '../src/store.ts';
 import { setupTestDb } from './helpers/db.ts';
@@ -164,6 +164,7 @@ describe('the app\'s table, checked at start-up', () => {
 
   test('a missing table, a table without the section index, an unsupported user_id type: typed errors that say what to fix', async () => {
     const read = (table: object) => createJobLog({ prisma: db.prisma, table: table as never }).find({});
+    await expect(read({ name: 'nope' })).rejects.toBeInstanceOf(LogTableError);
     await expect(read({ name: 'nope' })).rejects.toMatchObject({ code: 'LOG_TABLE_MISSING' });
     await db.pool.query(appSchema('app_noindex', 'integer') + 'DROP INDEX app_noindex.history_one_holder;');
     await expect(read({ schema: 'app_noindex', name: 'history' })).rejects.toMatchObject({ code: 'SECTION_INDEX_MISSING' });
