@@ -181,7 +181,7 @@ describe('the app\'s table, checked at start-up', () => {
   test('claims of jobs with different fields share no statement: a column a job leaves out keeps its default', async () => {
     await db.pool.query(`ALTER TABLE app_text.history ADD COLUMN plan text NOT NULL DEFAULT 'free'`);
     const table = await readLogTable(db.prisma, { schema: 'app_text', name: 'history' });
-    const store = new LogStore(db.prisma, table);
+    const store = new LogStore(db.prisma, { table });
     const job = (fields?: Record<string, unknown>) => ({
       jid: randomUUID(), queue: 'q', type: 'sync', userId: null, group: null, attempt: 1, maxAttempts: 1, queuedAt: null, ...(fields ? { fields } : {}),
     });
@@ -190,6 +190,16 @@ describe('the app\'s table, checked at start-up', () => {
     const { rows } = await db.pool.query(`SELECT jid::text, plan, organization_id FROM app_text.history WHERE jid = ANY ($1::uuid[])`, [jobs.map((j) => j.jid)]);
     const byJid = new Map(rows.map((r) => [r.jid, [r.plan, r.organization_id]]));
     expect(jobs.map((j) => byJid.get(j.jid))).toEqual([['pro', 5], ['free', null], ['free', 6], ['team', null]]);
+  });
+
+  test('writesThrough pg-boss: the claims on pg-boss\'s pool are bound to the app\'s table too (typed user id, fields)', async () => {
+    const boss = await db.boss();
+    const joblog = createJobLog({ prisma: db.prisma, boss, table: { schema: 'app_integer', name: 'history' }, writesThrough: 'pg-boss' });
+    const queue = queueName('through-boss');
+    await boss.createQueue(queue);
+    await joblog.work(queue, { ...FAST, type: 'sync', group: 'g', userId: (j: any) => j.data.userId, fields: { organization_id: (j: any) => j.data.orgId } }, async () => {});
+    const jid = (await boss.send(queue, { userId: 1, orgId: 11 }))!;
+    expect(await waitForState('app_integer', jid, ['finished'])).toMatchObject({ user_id: '1', user_id_type: 'integer', organization_id: 11 });
   });
 
   test('a field value the column refuses makes the payload invalid: failed, not retried, the field named', async () => {
