@@ -10,7 +10,6 @@ import { InvalidOptionsError, LogTableError } from './errors.ts';
 import { USER_ID_TYPES, type UserIdType } from './ids.ts';
 import type { PrismaLike } from './types.ts';
 
-
 /** The columns the library writes itself; every other column may be filled by `fields`. */
 export const LIBRARY_COLUMNS = [
   'id', 'jid', 'queue', 'job_type', 'state', 'user_id', 'group', 'attempt', 'max_attempts', 'holder_jid',
@@ -31,8 +30,6 @@ export interface Column {
   name: string;
   /** `format_type()`: what a value is cast to, e.g. `integer`, `character varying(36)`, `"app"."Plan"`. */
   type: string;
-  notNull: boolean;
-  hasDefault: boolean;
 }
 
 /** An identifier quoted for SQL: `"name"` with inner quotes doubled. */
@@ -67,7 +64,7 @@ export class LogTable {
     };
   }
 
-  /** The table of the library's defaults (job_logs in the search path, a text user id), as the statements are written. */
+  /** The library's defaults (public.job_logs, its enums and index, a text user id): the statements as they are written. */
   static defaults(): LogTable {
     return new LogTable({
       schema: 'public', table: 'job_logs', jobType: { schema: 'public', name: 'JobType' }, jobState: { schema: 'public', name: 'JobState' },
@@ -147,7 +144,7 @@ interface CatalogRow {
   schema: string | null;
   table: string | null;
   kind: string | null;
-  columns: { name: string; type: string; kind: string; typeSchema: string; typeName: string; notNull: boolean; hasDefault: boolean }[] | null;
+  columns: { name: string; type: string; kind: string; typeSchema: string; typeName: string }[] | null;
   section_indexes: string[] | null;
 }
 
@@ -158,8 +155,7 @@ interface CatalogRow {
 const catalogStatement = `
 SELECT n.nspname AS schema, c.relname AS table, c.relkind::text AS kind,
        (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-                 'kind', t.typtype::text, 'typeSchema', tn.nspname, 'typeName', t.typname,
-                 'notNull', a.attnotnull, 'hasDefault', a.atthasdef) ORDER BY a.attnum)
+                 'kind', t.typtype::text, 'typeSchema', tn.nspname, 'typeName', t.typname) ORDER BY a.attnum)
           FROM pg_attribute a
           JOIN pg_type t ON t.oid = a.atttypid
           JOIN pg_namespace tn ON tn.oid = t.typnamespace
@@ -178,17 +174,6 @@ SELECT n.nspname AS schema, c.relname AS table, c.relkind::text AS kind,
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid = to_regclass($1::text)`;
-
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
-
-/** Checks a name given for the table or its schema: a plain identifier, used quoted. */
-export function isIdentifier(name: string): boolean {
-  return IDENTIFIER.test(name);
-}
-
-const USER_ID_CASTS: Record<string, UserIdType> = {
-  text: 'text', uuid: 'uuid', integer: 'integer', bigint: 'bigint',
-};
 
 /** Read the table from the catalog and check it is one the library can use. */
 export async function readLogTable(prisma: PrismaLike, name: TableName): Promise<LogTable> {
@@ -213,8 +198,7 @@ export async function readLogTable(prisma: PrismaLike, name: TableName): Promise
     return { schema: c.typeSchema, name: c.typeName };
   };
   const userId = byName.get('user_id')!;
-  const base = userId.kind === 'd' ? undefined : USER_ID_CASTS[userId.type];
-  if (!base) {
+  if (!(USER_ID_TYPES as readonly string[]).includes(userId.type)) {
     throw new LogTableError('LOG_TABLE_INVALID', `${label}.user_id is ${userId.type}; the library supports ${USER_ID_TYPES.join(', ')} (String, String @db.Uuid, Int or BigInt in Prisma)`);
   }
   const [sectionIndex, ...others] = row.section_indexes ?? [];
@@ -226,7 +210,7 @@ export async function readLogTable(prisma: PrismaLike, name: TableName): Promise
   }
   return new LogTable({
     schema: row.schema!, table: row.table, jobType: enumOf('job_type'), jobState: enumOf('state'), sectionIndex,
-    userIdType: base, columns: row.columns.map((c) => ({ name: c.name, type: c.type, notNull: c.notNull, hasDefault: c.hasDefault })),
+    userIdType: userId.type as UserIdType, columns: row.columns.map((c) => ({ name: c.name, type: c.type })),
   });
 }
 
