@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SectionBusyError } from './errors.ts';
-import { SECTION_INDEX } from './sql.ts';
+import { SECTION_COLUMNS, SECTION_INDEX } from './sql.ts';
 import type { LogStore } from './store.ts';
 import { logWriteFailed, type WarningSink } from './tracker.ts';
 import type { SectionOptions } from './types.ts';
@@ -81,6 +81,8 @@ function keepLease(store: LogStore, jid: string, leaseSeconds: number): { stop()
  * Prisma P2002 (ORM call) or P2010 (raw query) on the section index, or a plain `pg` error
  * 23505 on it. A violation of any other unique index is not "busy". `index`: the app's name for
  * the section index when it is not `job_logs_section_key` (also `joblog.isSectionBusyError`).
+ * Prisma 5, 6 and 7 describe the violation differently (test/fixtures/prisma-errors holds a real
+ * error of each).
  */
 export function isSectionBusyError(error: unknown, index: string = SECTION_INDEX): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
@@ -95,10 +97,28 @@ function isPrismaSectionViolation(e: unknown, index: string): boolean {
   if (code !== 'P2002' && code !== 'P2010') return false;
   const cause = meta?.driverAdapterError?.cause;
   if (cause) {
-    return cause.originalCode === '23505' && cause.constraint?.index === index;
+    // 7 names the index; 6 lists its columns.
+    return cause.originalCode === '23505'
+      && (cause.constraint?.index === index || isSectionColumns(cause.constraint?.fields));
   }
-  // Without the driver adapter's details, the message still names the index.
-  return typeof message === 'string' && message.includes(index);
+  // 5, ORM call: the index's columns (or, on some connectors, its name) as `target`.
+  if (meta?.target !== undefined) return meta.target === index || isSectionColumns(meta.target);
+  // 5, raw query: Postgres' code and its detail line, "Key (user_id, "group")=(…) already exists."
+  if (meta?.code !== undefined) return meta.code === '23505' && isSectionColumns(keyColumns(meta.message));
+  // A shape not seen yet: its message may still quote the index's name.
+  return typeof message === 'string' && (message.includes(`"${index}"`) || message.includes(`\`${index}\``));
+}
+
+/** The columns of Postgres' unique-violation detail; the values after them are the app's data. */
+function keyColumns(detail: unknown): string[] | undefined {
+  if (typeof detail !== 'string') return undefined;
+  return /^Key \(([^)]+)\)=/.exec(detail)?.[1]?.split(', ');
+}
+
+/** `user_id` and `group`, in that order, quoted or not: the section index's columns. */
+function isSectionColumns(columns: unknown): boolean {
+  if (!Array.isArray(columns) || columns.length !== SECTION_COLUMNS.length) return false;
+  return columns.every((c, i) => typeof c === 'string' && c.replace(/^"(.*)"$/, '$1') === SECTION_COLUMNS[i]);
 }
 
 function isPgSectionViolation(e: unknown, index: string): boolean {

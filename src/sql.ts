@@ -11,6 +11,8 @@
 // ran again after a timeout can never overwrite the newer attempt's row.
 
 export const SECTION_INDEX = 'job_logs_section_key';
+/** The section index's columns, in its order. */
+export const SECTION_COLUMNS = ['user_id', 'group'] as const;
 
 /** Whole milliseconds from `since` (a column or parameter) to now: duration_ms, waited_ms. */
 const msSince = (since: string) => `round(extract(epoch FROM clock_timestamp() - ${since}) * 1000)`;
