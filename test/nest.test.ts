@@ -8,7 +8,8 @@ import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AppModule } from './fixtures/nest/app.module.ts';
 import { IMPORT_QUEUE } from './fixtures/nest/import.worker.ts';
-import { PG_BOSS } from './fixtures/nest/joblog.module.ts';
+import { JOB_LOG, PG_BOSS } from './fixtures/nest/joblog.module.ts';
+import type { JobLog } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
 import { waitFor } from './helpers/wait.ts';
 
@@ -45,6 +46,10 @@ describe('NestJS recipe', () => {
     const app = await NestFactory.createApplicationContext(AppModule.register(db.url), { logger });
     app.enableShutdownHooks();
     const boss = app.get<PgBoss>(PG_BOSS);
+    // The bridge: a warning reaches Nest's logger as one line, under the JobLog context.
+    app.get<JobLog>(JOB_LOG).emit('warning', { code: 'REAP_FAILED', message: 'reaper pass failed: bridge check' });
+    expect(lines).toContainEqual({ level: 'warn', context: 'JobLog', message: 'REAP_FAILED: reaper pass failed: bridge check' });
+    lines.length = 0;
 
     const quick = await boss.send(IMPORT_QUEUE, { userId: 'alice', ms: 10 });
     expect(await rowIn(quick!, 'finished')).toEqual({ state: 'finished', attempt: 1 });
