@@ -5,7 +5,7 @@
 import { fromPrisma } from 'pg-boss';
 import { ActionRefusedError } from './errors.ts';
 import { reap } from './maintenance/reaper.ts';
-import { toJobLogRow } from './rows.ts';
+import { ACTION_ENTRY_NAME, toJobLogRow } from './rows.ts';
 import { NAME_CHARS, storableText } from './sanitise.ts';
 import { isSectionBusyError } from './section.ts';
 import * as sql from './sql.ts';
@@ -52,7 +52,7 @@ function bossOf(deps: ActionDeps, action: ActionName, jid: string) {
 
 /**
  * Retry a `dead` or `failed` job through pg-boss (`boss.retry`: the job goes back to `retry` with
- * one more attempt allowed). Its row is `started` again and holds its section for that attempt,
+ * one more attempt allowed; a job cancelled in pg-boss goes back through `boss.resume`). Its row is `started` again and holds its section for that attempt,
  * which re-enters it. Refused for a job that finished or was skipped, for one pg-boss no longer
  * has (its retention deleted it: the log keeps no payload to send it again), and while another
  * job holds its section. Row and pg-boss change in one transaction.
@@ -64,19 +64,20 @@ export async function retryJob(deps: ActionDeps, jid: string, options: ActionOpt
   if (before.state === 'finished' || before.state === 'skipped') {
     throw new ActionRefusedError('retry', jid, `the job ended ${before.state}; only dead or failed jobs are retried`);
   }
-  const note = { name: 'Action', code: 'RETRY_REQUESTED', message: `retry requested ${actor(options)}; the job had ended ${before.state}` };
+  const note = { name: ACTION_ENTRY_NAME, code: 'RETRY_REQUESTED', message: `retry requested ${actor(options)}; the job had ended ${before.state}` };
   try {
     await (deps.prisma as TransactionalPrisma).$transaction(async (tx) => {
       const reopened = await tx.$queryRawUnsafe<unknown[]>(sql.reopenForRetry, jid, JSON.stringify(note));
       if (!reopened?.length) throw new ActionRefusedError('retry', jid, 'the row changed meanwhile; look again');
-      // Typed as an empty interface; pg-boss 12 resolves { jobs, requested, affected }.
-      const result = (await boss.retry(before.queue, jid, { db: fromPrisma(tx as never) })) as { affected?: number };
-      if (result.affected === 0) {
-        const [job] = await tx.$queryRawUnsafe<{ state: string }[]>(`SELECT state::text AS state FROM "${deps.bossSchema}".job WHERE name = $1 AND id = $2::uuid`, before.queue, jid);
-        throw new ActionRefusedError('retry', jid, job
-          ? `pg-boss has the job as ${job.state}, not failed`
-          : 'pg-boss no longer has this job (deleted after its retention); the log keeps no payload to send it again: send a new job');
+      const [job] = await tx.$queryRawUnsafe<{ state: string }[]>(`SELECT state::text AS state FROM "${deps.bossSchema}".job WHERE name = $1 AND id = $2::uuid`, before.queue, jid);
+      if (!job) {
+        throw new ActionRefusedError('retry', jid, 'pg-boss no longer has this job (deleted after its retention); the log keeps no payload to send it again: send a new job');
       }
+      // A failed job goes back through pg-boss's retry (one more attempt allowed), a cancelled one
+      // through its resume. Both are typed as an empty interface; pg-boss 12 resolves { affected }.
+      const db = { db: fromPrisma(tx as never) };
+      const result = (job.state === 'cancelled' ? await boss.resume(before.queue, jid, db) : await boss.retry(before.queue, jid, db)) as { affected?: number };
+      if (result.affected === 0) throw new ActionRefusedError('retry', jid, `pg-boss has the job as ${job.state}, neither failed nor cancelled`);
     });
   } catch (error) {
     if (isSectionBusyError(error, deps.sectionIndex)) {
@@ -102,7 +103,7 @@ export async function cancelJob(deps: ActionDeps, jid: string, options: ActionOp
   }
   if (before.leaseUntil) throw new ActionRefusedError('cancel', jid, 'a joblog.section() row has no pg-boss job to cancel; release it once its holder is gone');
   await boss.cancel(before.queue, jid);
-  await deps.prisma.$queryRawUnsafe(sql.noteAction, jid, JSON.stringify({ name: 'Action', code: 'CANCEL_REQUESTED', message: `cancel requested ${actor(options)}` }));
+  await deps.prisma.$queryRawUnsafe(sql.noteAction, jid, JSON.stringify({ name: ACTION_ENTRY_NAME, code: 'CANCEL_REQUESTED', message: `cancel requested ${actor(options)}` }));
   await reap(deps.prisma, { bossSchema: deps.bossSchema, jid });
   const row = await rowOf(deps.prisma, 'cancel', jid);
   if (row.state === 'started') throw new ActionRefusedError('cancel', jid, 'pg-boss did not cancel the job (it is no longer waiting or running)');
@@ -123,6 +124,6 @@ export async function releaseSection(deps: ActionDeps, jid: string, options: Act
       ? `its holder is alive: the lease runs until ${before.leaseUntil.toISOString()}`
       : 'its holder is alive: pg-boss has the job running or waiting for its retry');
   }
-  await deps.prisma.$queryRawUnsafe(sql.noteAction, jid, JSON.stringify({ name: 'Action', code: 'RELEASE_REQUESTED', message: `section released ${actor(options)}` }));
+  await deps.prisma.$queryRawUnsafe(sql.noteAction, jid, JSON.stringify({ name: ACTION_ENTRY_NAME, code: 'RELEASE_REQUESTED', message: `section released ${actor(options)}` }));
   return { action: 'release', jid, changed: true, row: await rowOf(deps.prisma, 'release', jid) };
 }

@@ -141,3 +141,11 @@ function headerLength(stack: string, name: string, message: string): number {
   const n = Math.min(message.length, 200);
   return stack.startsWith(message.slice(0, n), from) && stack.startsWith(message.slice(message.length - n), end - n) ? end : 0;
 }
+
+/** The `error.name` of a history entry that records an action (retry, cancel, release), not a failure. */
+export const ACTION_ENTRY_NAME = 'Action';
+
+/** Is this `errors` entry an operator's action rather than an attempt's failure? */
+export function isActionEntry(entry: { error: { name: string } }): boolean {
+  return entry.error.name === ACTION_ENTRY_NAME;
+}

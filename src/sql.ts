@@ -394,6 +394,7 @@ RETURNING id`;
 export const reopenForRetry = `
 UPDATE job_logs
    SET state = 'started', started_at = clock_timestamp(), finished_at = NULL, duration_ms = NULL,
+       max_attempts = GREATEST(max_attempts, attempt + 1),
        errors = ${appendError('errors', 'attempt', '$2::jsonb')}, updated_at = clock_timestamp()
  WHERE jid = $1::uuid AND state IN ('dead', 'failed')
 RETURNING id`;

@@ -10,8 +10,8 @@ export interface PrismaLike {
 }
 
 /** The part of a PgBoss instance the library uses. */
-/** `retry` and `cancel` are used by the actions only (`joblog.retry()`, `joblog.cancel()`). */
-export type BossLike = Pick<PgBoss, 'work' | 'offWork' | 'retry' | 'cancel' | 'getDb'>;
+/** `retry`, `resume` and `cancel` are used by the actions only (`joblog.retry()`, `joblog.cancel()`). */
+export type BossLike = Pick<PgBoss, 'work' | 'offWork' | 'retry' | 'resume' | 'cancel' | 'getDb'>;
 
 /** The states of a log row. Only `started` holds a section. */
 export type JobState = 'started' | 'finished' | 'failed' | 'dead' | 'skipped';

@@ -1,7 +1,7 @@
 // Actions on what the log shows: retry a dead job, cancel a running one, release a section whose
 // holder is gone; each refuses what it must not do and is safe to repeat.
 import { describe, expect, test } from 'vitest';
-import { ActionRefusedError } from '../src/index.ts';
+import { ActionRefusedError, createDashboard } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
 import { bossJob, FAST, gate, holdSection, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
 
@@ -23,7 +23,7 @@ describe('actions', () => {
     await waitForRow(joblog, jid, ['dead']);
     healthy = true;
     const first = await joblog.retry(jid, { by: 'ana@example.com' });
-    expect(first).toMatchObject({ action: 'retry', changed: true, row: { state: 'started' } });
+    expect(first).toMatchObject({ action: 'retry', changed: true, row: { state: 'started', attempt: 2, maxAttempts: 3 } });
     const second = await joblog.retry(jid, { by: 'ana@example.com' });
     expect(second.changed).toBe(false);
     await waitForRow(joblog, jid, ['started']);
@@ -34,6 +34,13 @@ describe('actions', () => {
     expect(row.errors[2]!.error.message).toBe('retry requested by ana@example.com; the job had ended dead');
     expect((await waitForBossState(db, jid, ['completed'])).output).toEqual({ attempt: 3 });
     await expect(joblog.retry(jid)).rejects.toThrow(/retry of job .* refused: the job ended finished/);
+
+    // The job page lists the action beside the attempts; it never stands in for an attempt's error.
+    const page = await (await createDashboard({ joblog, token: 'a-token-of-sixteen-chars' })(
+      new Request(`http://app.test/jobs/${jid}`, { headers: { authorization: 'Bearer a-token-of-sixteen-chars' } }))).text();
+    expect(page).toContain('bank down (attempt 1)');
+    expect(page).toContain('bank down (attempt 2)');
+    expect(page).toMatch(/<td>action<\/td><td>[^<]*<\/td><td class="msg">retry requested by ana@example.com; the job had ended dead/);
   });
 
   test('retry refuses a job pg-boss no longer has, and one whose section another job holds', async () => {
@@ -77,6 +84,10 @@ describe('actions', () => {
     expect(await joblog.holder('u-act-cancel', 'financial')).toBeNull();
     expect((await joblog.cancel(jid)).changed).toBe(false);
     hold.open();
+    // A cancelled job is retried through pg-boss's resume: it runs again and finishes.
+    expect((await joblog.retry(jid, { by: 'ops' })).changed).toBe(true);
+    expect(await waitForRow(joblog, jid, ['finished'])).toMatchObject({ state: 'finished' });
+    expect((await bossJob(db, jid)).state).toBe('completed');
 
     const done = (await boss.send(queue, {}))!;
     await waitForRow(joblog, done, ['finished']);

@@ -1,5 +1,6 @@
 // The read-only commands: list, show, stats, sections.
 import { DEFAULT_STATEMENT_TIMEOUT_MS } from '../../reads.ts';
+import { isActionEntry } from '../../rows.ts';
 import type { FindQuery, HeldSection, JobLogListRow, JobLogRow, JobState, JobTypeStats, ReadOptions, StatsBucketRow } from '../../types.ts';
 import { list, parseFlags, pastPoint, positiveInt, str, UsageError, type Options } from '../args.ts';
 import type { CommandContext } from '../context.ts';
@@ -127,6 +128,10 @@ function describeRow(r: JobLogRow, ctx: CommandContext): string {
   // A row settled without running (skipped, bad payload) may carry its error only in `error`.
   const errors = r.errors.length || !r.error ? r.errors : [{ attempt: r.attempt, at: (r.finishedAt ?? r.startedAt).toISOString(), error: r.error }];
   for (const e of errors) {
+    if (isActionEntry(e)) {
+      lines.push('', `action at ${formatDate(new Date(e.at), ctx.style)}: ${visible(e.error.message)}`);
+      continue;
+    }
     lines.push('', `attempt ${e.attempt} failed at ${formatDate(new Date(e.at), ctx.style)}: ${visible(`${e.error.name}: ${e.error.message}`)}`);
     const stack = framesOnly(e.error.stack)?.map((l) => `  ${visible(l.trim())}`);
     if (stack?.length) lines.push(...stack);

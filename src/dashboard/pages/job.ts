@@ -1,3 +1,4 @@
+import { isActionEntry } from '../../rows.ts';
 import { ERRORS_KEPT } from '../../sql.ts';
 import type { JobLogRow, RecordedError } from '../../types.ts';
 import { formatDuration, formatTime, shortId } from '../format.ts';
@@ -54,8 +55,11 @@ function explainState(row: JobLogRow): string {
 /** One line per attempt: its error if it failed, else the row's outcome for the last one. */
 function attemptsTable(row: JobLogRow, options: JobPageOptions): Html {
   const details = (error: RecordedError) => errorDetails(error, options.showStacks);
-  const byAttempt = new Map(row.errors.map((e) => [e.attempt, e]));
-  const attempts = Array.from({ length: Math.max(row.attempt, ...row.errors.map((e) => e.attempt)) }, (_, i) => i + 1);
+  // Actions (retry, cancel, release) are listed after the attempts, never in an attempt's place.
+  const failures = row.errors.filter((e) => !isActionEntry(e));
+  const byAttempt = new Map(failures.map((e) => [e.attempt, e]));
+  const attempts = Array.from({ length: Math.max(row.attempt, ...failures.map((e) => e.attempt)) }, (_, i) => i + 1);
+  const actions = row.errors.filter(isActionEntry);
   return html`<table id="attempts">
 <thead><tr><th class="num">attempt</th><th>outcome</th><th>at (UTC)</th><th>error</th></tr></thead>
 <tbody>${attempts.map((n) => {
@@ -71,7 +75,7 @@ function attemptsTable(row: JobLogRow, options: JobPageOptions): Html {
     const dropped = row.errors.length >= ERRORS_KEPT && n > row.errors[0]!.attempt && n < row.errors[1]!.attempt;
     const note = dropped ? `error not kept (errors keeps the first and the last ${ERRORS_KEPT - 1})` : 'no error recorded';
     return html`<tr><td class="num">${n}</td><td class="muted">${note}</td><td></td><td></td></tr>`;
-  })}</tbody>
+  })}${actions.map((a) => html`<tr class="action"><td class="num"></td><td>action</td><td>${formatTime(new Date(a.at))}</td><td class="msg">${a.error.message}</td></tr>`)}</tbody>
 </table>`;
 }
 
