@@ -67,6 +67,25 @@ describe('one true row per job when the log fails', () => {
     expect(rows[0].n).toBe(1);
   });
 
+  test('a user id the table refuses by the time reap() writes the row (the user was deleted) does not stop the pass: the row is written without it', async () => {
+    const { boss, joblog } = await tracked(db);
+    const queue = queueName('refused-gone');
+    await boss.createQueue(queue, { retryLimit: 0 });
+    const refusal = await refuseInserts('u-gone');
+    await joblog.work<{ userId: string }>(queue, { ...FAST, type: 'financial_data_import', group: 'financial', userId: (j) => j.data.userId }, async () => {});
+    const jid = (await boss.send(queue, { userId: 'u-gone' }))!;
+    await waitForBossState(db, jid, ['failed'], 20_000);
+    await refusal.stop();
+    // What a foreign key does once the user is deleted: the stored id is refused.
+    await db.pool.query(`ALTER TABLE job_logs ADD CONSTRAINT no_gone_users CHECK (user_id IS DISTINCT FROM 'u-gone') NOT VALID`);
+    try {
+      expect(await joblog.reap()).toMatchObject({ recorded: 1 });
+      expect(await joblog.get(jid)).toMatchObject({ state: 'failed', userId: null, group: 'financial', error: { code: 'NO_ROW' } });
+    } finally {
+      await db.pool.query(`ALTER TABLE job_logs DROP CONSTRAINT no_gone_users`);
+    }
+  });
+
   test('a claim that finds the row its own attempt wrote (the answer was lost) runs the job instead of calling it stale', async () => {
     const { boss, joblog, warnings } = await tracked(db);
     const queue = queueName('own-row');

@@ -6,12 +6,16 @@
 // - no row → one is written, `dead` (or `failed` for a job without retries), with pg-boss's reason;
 // - the row is `finished` by the attempt pg-boss failed → the handler did finish: the pg-boss job
 //   is marked `completed` (its output keeps what pg-boss had), so both say the same.
+import { isValueError } from '../db-errors.ts';
 import type { PrismaLike } from '../types.ts';
 
 /** Jobs ended this long before the last pass's newest are read again (commit order is not completion order). */
 const OVERLAP_SECONDS = 120;
 
-/** $1 jsonb array of { queue, job_type }, $2 read jobs ended after this time. */
+/**
+ * $1 jsonb array of { queue, job_type }, $2 read jobs ended after this time, $3 leave the user ids
+ * out (a user deleted since, or an id the table now refuses, must not stop every later pass).
+ */
 const reconcileStatement = (bossSchema: string) => `
 WITH tracked AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(queue text, job_type text)
@@ -36,7 +40,7 @@ WITH tracked AS (
   INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
                         state, error, errors, started_at, finished_at, duration_ms, created_at, updated_at)
   SELECT r.id, r.name, COALESCE(r.output -> 'joblog' ->> 'type', r.job_type)::"JobType",
-         (r.output -> 'joblog' ->> 'userId')::text /*user_id*/, r.output -> 'joblog' ->> 'group',
+         (CASE WHEN $3::boolean THEN NULL ELSE r.output -> 'joblog' ->> 'userId' END)::text /*user_id*/, r.output -> 'joblog' ->> 'group',
          r.retry_count + 1, r.retry_limit + 1, r.created_on,
          CASE WHEN r.state = 'failed' AND r.retry_limit = 0 THEN 'failed' ELSE 'dead' END::"JobState",
          r.reason, jsonb_build_array(jsonb_build_object('attempt', r.retry_count + 1, 'at', r.completed_on, 'error', r.reason)),
@@ -78,11 +82,18 @@ export class BossReconciler {
     if (tracked.size === 0) return { recorded: 0, completed: 0, jids: [] };
     const since = this.#since ?? new Date(Date.now() - this.#lookbackSeconds * 1000);
     const input = [...tracked].map(([queue, job_type]) => ({ queue, job_type }));
-    const [row] = await prisma.$queryRawUnsafe<{ recorded: number; completed: number; through: Date | string | null; jids: string[] | null }[]>(
+    const pass = (withoutUsers: boolean) => prisma.$queryRawUnsafe<{ recorded: number; completed: number; through: Date | string | null; jids: string[] | null }[]>(
       reconcileStatement(this.#bossSchema),
       JSON.stringify(input),
       since,
+      withoutUsers,
     );
+    // A user id the table refuses (its user deleted since the claim, say) fails the whole pass:
+    // write those rows without their user ids rather than never.
+    const [row] = await Promise.resolve(pass(false)).catch((error: unknown) => {
+      if (!isValueError(error)) throw error;
+      return pass(true);
+    });
     if (row?.through) {
       const through = new Date(row.through).getTime() - OVERLAP_SECONDS * 1000;
       if (through > since.getTime()) this.#since = new Date(through);
