@@ -46,6 +46,7 @@ export const findQuerySchema = z.strictObject({
   since: dateSchema.optional(),
   until: dateSchema.optional(),
   jid: z.uuid({ message: 'expected a UUID' }).optional(),
+  minWaitedMs: z.int().min(0).max(2 ** 31 - 1, 'at most 2147483647 (waited_ms is an int)').optional(),
   limit: z.int().min(1).max(FIND_MAX_LIMIT, `at most ${FIND_MAX_LIMIT}`).default(FIND_DEFAULT_LIMIT),
   cursor: z.string().nullish(),
 });
@@ -140,6 +141,7 @@ export async function find(prisma: PrismaLike, query: FindQuery = {}, options?: 
   else if (q.states !== undefined) where.add((p) => `state = ANY (${p}::text[]::"JobState"[])`, q.states);
   if (q.since !== undefined) where.add((p) => `started_at >= ${p}::timestamptz`, q.since);
   if (q.until !== undefined) where.add((p) => `started_at < ${p}::timestamptz`, q.until);
+  if (q.minWaitedMs !== undefined) where.add((p) => `waited_ms >= ${p}::int`, q.minWaitedMs);
   if (q.cursor) {
     const position = decodeCursor(q.cursor);
     if (!position) {

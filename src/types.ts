@@ -220,6 +220,8 @@ export interface FindQuery {
   until?: DateInput;
   /** The row of one pg-boss job id. */
   jid?: string;
+  /** Rows of jobs that waited at least this long for their section (`waitedMs`, `onBusy: { wait }`). */
+  minWaitedMs?: number;
   /** Page size: default 50, at most 500. */
   limit?: number;
   /** `nextCursor` of the previous page; the filters must be the same as for that page. */

@@ -26,14 +26,7 @@ export function checkToken(request: Request, url: URL, token: string, basePath: 
     const rest = new URLSearchParams(url.searchParams);
     rest.delete('token');
     const query = rest.toString();
-    const secure = url.protocol === 'https:' || request.headers.get('x-forwarded-proto') === 'https';
-    const cookie = [
-      `${COOKIE}=${sessionValue(token)}`,
-      `Path=${basePath || '/'}`,
-      'HttpOnly',
-      'SameSite=Strict',
-      ...(secure ? ['Secure'] : []),
-    ].join('; ');
+    const cookie = setCookie(request, url, basePath, COOKIE, sessionValue(token));
     return { outcome: 'set-cookie', location: `/${url.pathname.replace(/^\/+/, '')}${query ? `?${query}` : ''}`, cookie };
   }
   // Either credential admits. An Authorization header of another scheme (Basic, from a proxy in
@@ -47,7 +40,23 @@ export function checkToken(request: Request, url: URL, token: string, basePath: 
   return { outcome: 'missing' };
 }
 
-function readCookie(header: string | null, name: string): string | undefined {
+/**
+ * A `Set-Cookie` value of the dashboard: HttpOnly, SameSite=Strict, for its own path, Secure
+ * over https. Without `maxAgeSeconds` it lasts as long as the browser session.
+ */
+export function setCookie(request: Request, url: URL, basePath: string, name: string, value: string, maxAgeSeconds?: number): string {
+  const secure = url.protocol === 'https:' || request.headers.get('x-forwarded-proto') === 'https';
+  return [
+    `${name}=${value}`,
+    `Path=${basePath || '/'}`,
+    'HttpOnly',
+    'SameSite=Strict',
+    ...(maxAgeSeconds === undefined ? [] : [`Max-Age=${maxAgeSeconds}`]),
+    ...(secure ? ['Secure'] : []),
+  ].join('; ');
+}
+
+export function readCookie(header: string | null, name: string): string | undefined {
   for (const part of header?.split(';') ?? []) {
     const eq = part.indexOf('=');
     if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();

@@ -83,3 +83,42 @@ export function describeBucket(ms: number): string {
   }
   return `${ms / 1000} seconds`;
 }
+
+export interface TypeBar {
+  /** The job type. */
+  label: string;
+  /** null: nothing to draw (no settled run in the window). */
+  value: number | null;
+  /** The value as the page writes it, e.g. `12 %`, `2.9 s`. */
+  text: string;
+  /** The hover text. */
+  title: string;
+}
+
+const BAR_ROW = 22;
+const BAR_LABEL_W = 200;
+const BAR_TEXT_W = 80;
+
+/**
+ * One horizontal bar per job type, longest = `max` (default the largest value): the failure
+ * rates or the p95 durations of the window, side by side.
+ */
+export function typeBarsChart(id: string, label: string, bars: TypeBar[], kind: 'rate' | 'duration', max?: number): Html {
+  const height = Math.max(1, bars.length) * BAR_ROW + 8;
+  const top = max ?? Math.max(0, ...bars.map((b) => b.value ?? 0));
+  const plotW = WIDTH - BAR_LABEL_W - BAR_TEXT_W;
+  if (bars.length === 0) {
+    return html`<svg id="${id}" class="chart bars" viewBox="0 0 ${WIDTH} ${height}" role="img" aria-label="${label}"><text x="${WIDTH / 2}" y="18" class="empty" text-anchor="middle">no jobs in this window</text></svg>`;
+  }
+  const rows = bars.map((b, i) => {
+    const y = 4 + i * BAR_ROW;
+    const w = b.value === null || top === 0 ? 0 : Math.max(b.value > 0 ? 1 : 0, (b.value / top) * plotW);
+    return html`<g class="bar" data-type="${b.label}"><title>${b.title}</title><text class="axis" x="${BAR_LABEL_W - 8}" y="${y + 15}" text-anchor="end">${b.label}</text>${
+      w > 0 && html`<rect class="${kind}" x="${BAR_LABEL_W}" y="${y + 3}" width="${round(w)}" height="${BAR_ROW - 6}"/>`
+    }<text class="axis value" x="${round(BAR_LABEL_W + w + 6)}" y="${y + 15}">${b.value === null ? '—' : b.text}</text></g>`;
+  });
+  return html`<svg id="${id}" class="chart bars" viewBox="0 0 ${WIDTH} ${height}" role="img" aria-label="${label}">
+<title>${label}</title>
+${rows}
+</svg>`;
+}

@@ -1,6 +1,9 @@
 import { InvalidOptionsError, JobLogError, QueryTimeoutError, ReadCancelledError } from '../errors.ts';
 import type { ReadOptions } from '../types.ts';
+import type { ActionName } from '../actions.ts';
+import { ACTION_PATH, ActionDenied, applicableActions, checkActionRequest, formsFor, runAction, takeFlash, type ActionForm, type Flash } from './actions.ts';
 import { checkToken } from './auth.ts';
+import { Csrf, type Session } from './csrf.ts';
 import type { Html } from './html.ts';
 import { STYLE_HASH } from './layout.ts';
 import { Limiter } from './limiter.ts';
@@ -9,7 +12,7 @@ import { errorPage } from './pages/error.ts';
 import { jobPage } from './pages/job.ts';
 import { jobListPage } from './pages/jobs.ts';
 import { overviewPage } from './pages/overview.ts';
-import { BadParameterError, parseJobId, parseListParams, parseOverviewParams } from './params.ts';
+import { ATTENTION_WINDOW_MS, BadParameterError, parseJobId, parseListParams, parseOverviewParams, type OverviewParams } from './params.ts';
 
 /** A Fetch API request handler: mount it in any server that speaks `Request` / `Response`. */
 export type DashboardHandler = (request: Request) => Promise<Response>;
@@ -35,20 +38,45 @@ const KNOWN_TYPES_WINDOW_MS = 7 * 86400_000;
 /** Maps the job log's option paths back to the query parameters they came from. */
 const PARAMETER_OF: Record<string, string> = { userId: 'user', types: 'type', states: 'state' };
 
+/** What every request of one dashboard shares. */
+interface Dashboard {
+  config: ParsedDashboardOptions;
+  knownTypes: () => Promise<string[]>;
+  limiter: Limiter;
+  csrf: Csrf;
+  /** `actions: true` or `authorize`: the pages offer buttons and the action routes take POSTs. */
+  acting: boolean;
+}
+
+/** What a page is built for: the request, and with actions on its session and flash. */
+interface PageRequest {
+  request: Request;
+  url: URL;
+  session?: Session;
+  flash?: Flash;
+  reads: ReadOptions;
+}
+
 /**
- * The web dashboard: overview, job list and job pages, read-only, server-rendered, no scripts.
- * Options are checked at once (`InvalidOptionsError`).
+ * The web dashboard: overview, job list and job pages, server-rendered, no scripts; read-only
+ * unless `actions` or `authorize` turns the action buttons on. Options are checked at once
+ * (`InvalidOptionsError`).
  */
 export function createDashboard(options: DashboardOptions): DashboardHandler {
   const config = parseDashboardOptions(options);
-  const knownTypes = knownTypesOf(config);
-  const limiter = new Limiter(config.maxConcurrentQueries, config.queueWaitMs);
+  const dashboard: Dashboard = {
+    config,
+    knownTypes: knownTypesOf(config),
+    limiter: new Limiter(config.maxConcurrentQueries, config.queueWaitMs),
+    csrf: new Csrf(config.actionSecret),
+    acting: config.actions || config.authorize !== undefined,
+  };
   return async (request) => {
     const method = request.method.toUpperCase();
     const head = method === 'HEAD';
     let response: Response;
     try {
-      response = await respond(request, config, knownTypes, limiter);
+      response = await respond(request, dashboard);
     } catch (error) {
       response = failure(request, config, error);
     }
@@ -57,53 +85,59 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
   };
 }
 
-async function respond(
-  request: Request,
-  config: ParsedDashboardOptions,
-  knownTypes: () => Promise<string[]>,
-  limiter: Limiter,
-): Promise<Response> {
+function htmlResponse(status: number, body: Html, extra: Record<string, string> = {}, cookies: (string | undefined)[] = []): Response {
+  const headers = new Headers({ ...SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', ...extra });
+  for (const cookie of cookies) if (cookie) headers.append('set-cookie', cookie);
+  return new Response(body.toString(), { status, headers });
+}
+
+async function respond(request: Request, dashboard: Dashboard): Promise<Response> {
+  const { config, acting } = dashboard;
   const base = config.basePath;
   const url = new URL(request.url);
-  const page = (status: number, body: Html, extra: Record<string, string> = {}) =>
-    new Response(body.toString(), { status, headers: { ...SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', ...extra } });
   const problem = (status: number, title: string, message: string, extra?: Record<string, string>, parameter?: string) =>
-    page(status, errorPage({ base, status, title, message, parameter }), extra);
+    htmlResponse(status, errorPage({ base, status, title, message, parameter }), extra);
 
   if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) {
     return problem(404, 'Not found', `This dashboard lives under ${base || '/'}.`);
   }
-  if (request.method !== 'GET' && request.method !== 'HEAD') {
-    return problem(405, 'Method not allowed', 'The dashboard is read-only: GET and HEAD only.', { allow: 'GET, HEAD' });
+  const path = url.pathname.slice(base.length).replace(/\/+$/, '') || '/';
+  const action = acting && request.method === 'POST' ? ACTION_PATH.exec(path) : null;
+  if (!action && request.method !== 'GET' && request.method !== 'HEAD') {
+    return acting
+      ? problem(405, 'Method not allowed', 'Actions are POSTs of the job page\'s buttons; every page is GET or HEAD.', { allow: 'GET, HEAD, POST' })
+      : problem(405, 'Method not allowed', 'The dashboard is read-only: GET and HEAD only.', { allow: 'GET, HEAD' });
   }
 
-  if (config.auth) {
-    // Only true admits: a check that returns 'no', 1 or a Promise of an object keeps the door shut.
-    if ((await config.auth(request)) !== true) return problem(403, 'Forbidden', 'The application did not let this request in.');
-  } else {
-    const check = checkToken(request, url, config.token!, base);
-    switch (check.outcome) {
-      case 'missing':
-        return problem(401, 'Token required', 'Open the dashboard with ?token=<token> once, or send Authorization: Bearer <token>.', {
-          'www-authenticate': 'Bearer realm="joblog dashboard"',
-        });
-      case 'wrong':
-        return problem(403, 'Forbidden', `The token (${check.via}) is not this dashboard's.`);
-      case 'set-cookie':
-        return new Response(null, { status: 303, headers: { ...SECURITY_HEADERS, location: check.location, 'set-cookie': check.cookie } });
-      case 'ok':
-        break;
+  const refused = await admit(request, url, config, problem);
+  if (refused) return refused;
+
+  let target: { action: ActionName; jid: string; seen: string; back: 'job' | 'overview' } | undefined;
+  if (action) {
+    try {
+      const jid = parseJobId(action[1]!, url.searchParams);
+      const name = action[2] as ActionName;
+      target = { action: name, jid, ...(await checkActionRequest(config, dashboard.csrf, request, url, name, jid)) };
+    } catch (error) {
+      if (error instanceof ActionDenied) return problem(error.status, error.status === 403 ? 'Forbidden' : 'Bad request', error.message);
+      if (error instanceof BadParameterError) return problem(400, 'Bad request', error.message, undefined, error.parameter);
+      throw error;
     }
   }
 
-  const release = await limiter.acquire(request.signal);
+  const release = await dashboard.limiter.acquire(request.signal);
   if (!release) {
     return problem(503, 'Busy', `The dashboard is already reading for ${config.maxConcurrentQueries} other request(s); try again in a moment.`, {
       'retry-after': String(Math.ceil(config.statementTimeoutMs / 1000)),
     });
   }
+  const reads: ReadOptions = { statementTimeoutMs: config.statementTimeoutMs, signal: request.signal };
   try {
-    return page(200, await route(url, config, knownTypes, { statementTimeoutMs: config.statementTimeoutMs, signal: request.signal }));
+    if (target) return await runAction(config, dashboard.csrf, request, url, target, reads);
+    const session = acting ? dashboard.csrf.session(request, url, base) : undefined;
+    const flash = acting ? takeFlash(dashboard.csrf, request, url, base) : {};
+    const body = await route(path, dashboard, { request, url, session, flash: flash.flash, reads });
+    return htmlResponse(200, body, {}, [session?.cookie, flash.clear]);
   } catch (error) {
     if (error instanceof QueryTimeoutError) {
       return problem(503, 'Query timed out', `A query of this page ran longer than ${error.timeoutMs} ms and was cancelled. Narrow the window or the filters, or raise the dashboard's statementTimeoutMs.`);
@@ -113,12 +147,39 @@ async function respond(
     if (error instanceof BadParameterError) {
       return problem(400, 'Bad request', error.message, undefined, error.parameter);
     }
-    const refused = refusedQuery(error);
-    if (refused) return problem(400, 'Bad request', refused.message, undefined, refused.parameter);
+    const badQuery = refusedQuery(error);
+    if (badQuery) return problem(400, 'Bad request', badQuery.message, undefined, badQuery.parameter);
     if (error instanceof NotFound) return problem(404, 'Not found', error.message);
     throw error;
   } finally {
     release();
+  }
+}
+
+/** The token or the app's auth: null lets the request in, else the response that refuses it. */
+async function admit(
+  request: Request,
+  url: URL,
+  config: ParsedDashboardOptions,
+  problem: (status: number, title: string, message: string, extra?: Record<string, string>) => Response,
+): Promise<Response | null> {
+  if (config.auth) {
+    // Only true admits: a check that returns 'no', 1 or a Promise of an object keeps the door shut.
+    if ((await config.auth(request)) !== true) return problem(403, 'Forbidden', 'The application did not let this request in.');
+    return null;
+  }
+  const check = checkToken(request, url, config.token!, config.basePath);
+  switch (check.outcome) {
+    case 'missing':
+      return problem(401, 'Token required', 'Open the dashboard with ?token=<token> once, or send Authorization: Bearer <token>.', {
+        'www-authenticate': 'Bearer realm="joblog dashboard"',
+      });
+    case 'wrong':
+      return problem(403, 'Forbidden', `The token (${check.via}) is not this dashboard's.`);
+    case 'set-cookie':
+      return new Response(null, { status: 303, headers: { ...SECURITY_HEADERS, location: check.location, 'set-cookie': check.cookie } });
+    case 'ok':
+      return null;
   }
 }
 
@@ -147,23 +208,13 @@ function refusedQuery(error: unknown): { parameter: string | undefined; message:
 }
 
 // A page's reads run one after another: a request holds at most one connection of the pool.
-async function route(url: URL, config: ParsedDashboardOptions, knownTypes: () => Promise<string[]>, reads: ReadOptions): Promise<Html> {
+async function route(path: string, dashboard: Dashboard, page: PageRequest): Promise<Html> {
+  const { config, knownTypes } = dashboard;
   const base = config.basePath;
-  const path = url.pathname.slice(base.length).replace(/\/+$/, '') || '/';
   const { joblog } = config;
+  const { url, reads } = page;
 
-  if (path === '/') {
-    const { window } = parseOverviewParams(url.searchParams);
-    const until = new Date();
-    const since = new Date(until.getTime() - window.ms);
-    const stats = await joblog.stats({ since, until, bucket: window.bucket }, reads);
-    const sections = await joblog.sections({ bossSchema: config.bossSchema }, reads).catch((error: unknown) => {
-      // A log read without pg-boss's tables: the rest of the overview still stands.
-      if (error instanceof JobLogError && error.code === 'BOSS_SCHEMA_MISSING') return { unavailable: error.message };
-      throw error;
-    });
-    return overviewPage({ base, window, stats, sections });
-  }
+  if (path === '/') return overview(dashboard, page, parseOverviewParams(url.searchParams));
   if (path === '/jobs') {
     const filters = parseListParams(url.searchParams);
     const result = await joblog.find(
@@ -187,9 +238,49 @@ async function route(url: URL, config: ParsedDashboardOptions, knownTypes: () =>
     const jid = parseJobId(job[1]!, url.searchParams);
     const row = await joblog.get(jid, reads);
     if (!row) throw new NotFound(`No job ${jid} in the log.`);
-    return jobPage(base, row, { showStacks: config.showStacks });
+    const forms = page.session
+      ? await formsFor(config, dashboard.csrf, page.request, page.session.id, row, applicableActions(row), 'job')
+      : [];
+    return jobPage(base, row, { showStacks: config.showStacks, forms, flash: page.flash });
   }
   throw new NotFound(`No page ${path}.`);
+}
+
+const ATTENTION_ROWS = 10;
+
+/** The overview's five statements: stats (types, buckets), sections, the day's dead or failed jobs, its long waits. */
+async function overview(dashboard: Dashboard, page: PageRequest, params: OverviewParams): Promise<Html> {
+  const { config } = dashboard;
+  const { joblog } = config;
+  const { reads } = page;
+  const until = new Date();
+  const since = new Date(until.getTime() - params.window.ms);
+  const stats = await joblog.stats({ since, until, bucket: params.window.bucket }, reads);
+  const sections = await joblog.sections({ bossSchema: config.bossSchema }, reads).catch((error: unknown) => {
+    // A log read without pg-boss's tables: the rest of the overview still stands.
+    if (error instanceof JobLogError && error.code === 'BOSS_SCHEMA_MISSING') return { unavailable: error.message };
+    throw error;
+  });
+  const day = new Date(until.getTime() - ATTENTION_WINDOW_MS);
+  // `failed` too: a job that is not retried ends failed, not dead, and is as finished with.
+  const dead = await joblog.find({ states: ['dead', 'failed'], since: day, limit: ATTENTION_ROWS }, reads);
+  const waits = await joblog.find({ minWaitedMs: config.longWaitMs, since: day, limit: ATTENTION_ROWS }, reads);
+  const releases = new Map<string, ActionForm>();
+  if (page.session && Array.isArray(sections)) {
+    for (const s of sections.filter((x) => x.stale)) {
+      const [form] = await formsFor(config, dashboard.csrf, page.request, page.session.id, { ...s, state: 'started' }, ['release'], 'overview');
+      if (form) releases.set(s.jid, form);
+    }
+  }
+  return overviewPage({
+    base: config.basePath,
+    ...params,
+    stats,
+    sections,
+    attention: { since: day, dead, waits, longWaitMs: config.longWaitMs },
+    releases,
+    flash: page.flash,
+  });
 }
 
 /** The app's job types when given, else those seen in the last 7 days (read at most once a minute). */

@@ -2,6 +2,7 @@
 // navigation and a jump-to-job form. No scripts at all.
 import { createHash } from 'node:crypto';
 import type { JobState } from '../types.ts';
+import type { ActionForm, Flash } from './actions.ts';
 import { html, unsafeRaw, type Html } from './html.ts';
 
 const CSS = `
@@ -58,6 +59,18 @@ button { background: var(--accent); color: #fff; border-color: var(--accent); cu
 dl.fields { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; }
 dl.fields dt { color: var(--muted); } dl.fields dd { margin: 0; }
 .error-page .panel { border-color: var(--bad); }
+h3 { font-size: 13px; margin: 14px 0 6px; }
+.chart.bars { max-height: none; }
+.chart .rate { fill: var(--bad); } .chart .duration { fill: var(--accent); }
+.refresh { margin-left: auto; font-size: 12px; color: var(--muted); align-self: center; }
+.attention ul { margin: 0; padding-left: 18px; } .attention li { margin: 3px 0; }
+.attention { margin-bottom: 14px; border-color: var(--warn); }
+form.action { display: inline; margin: 0; }
+form.action button { padding: 2px 12px; }
+form.action button.cancel, form.action button.release { background: var(--bad); border-color: var(--bad); }
+.actions-bar { display: flex; gap: 8px; margin: 10px 0; }
+.flash { margin: 0 0 14px; padding: 8px 12px; border-radius: 6px; border: 1px solid; }
+.flash.ok { background: #e9f6ee; border-color: var(--ok); } .flash.refused { background: #fbeceb; border-color: var(--bad); }
 `;
 
 /** For the Content-Security-Policy: the one inline stylesheet is allowed by its hash. */
@@ -70,10 +83,12 @@ export interface PageFrame {
   title: string;
   section: Section;
   body: Html;
+  /** Reload the page every so many seconds (a meta refresh: works without scripts). */
+  refreshSeconds?: number;
 }
 
 /** A whole document around `body`. */
-export function layout({ base, title, section, body }: PageFrame): Html {
+export function layout({ base, title, section, body, refreshSeconds }: PageFrame): Html {
   const current = (s: Section) => (s === section ? 'page' : 'false');
   return html`<!doctype html>
 <html lang="en">
@@ -82,6 +97,7 @@ export function layout({ base, title, section, body }: PageFrame): Html {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <link rel="icon" href="data:,">
+${refreshSeconds !== undefined && html`<meta http-equiv="refresh" content="${refreshSeconds}">`}
 <title>${title} · job log</title>
 <style>${unsafeRaw(CSS)}</style>
 </head>
@@ -107,4 +123,14 @@ export function stateBadge(state: JobState | string): Html {
 export function href(base: string, path: string, query?: URLSearchParams): string {
   const q = query?.toString();
   return `${base}${path}${q ? `?${q}` : ''}`;
+}
+
+/** A button that POSTs one action, with the session's token and the row it was made for. */
+export function actionForm(base: string, form: ActionForm): Html {
+  return html`<form class="action" method="post" action="${base}/jobs/${form.jid}/${form.action}"><input type="hidden" name="token" value="${form.token}"><input type="hidden" name="seen" value="${form.seen}"><input type="hidden" name="back" value="${form.back}"><button type="submit" class="${form.action}" data-action="${form.action}">${form.label}</button></form>`;
+}
+
+/** The outcome of the action that redirected here. */
+export function flashPanel(flash: Flash | undefined): Html {
+  return html`${flash && html`<p class="flash ${flash.ok ? 'ok' : 'refused'}" id="flash" role="status">${flash.text}</p>`}`;
 }

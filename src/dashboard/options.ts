@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseOptions } from '../options.ts';
 import { DEFAULT_STATEMENT_TIMEOUT_MS, readOptionsSchema } from '../reads.ts';
+import type { ActionName, ActionOptions, ActionResult } from '../actions.ts';
 import type { FindQuery, FindResult, HeldSection, JobLogRow, ReadOptions, SectionsQuery, StatsQuery, StatsResult } from '../types.ts';
 
 /**
@@ -12,6 +13,10 @@ export interface DashboardJobLog {
   stats(query: StatsQuery, options?: ReadOptions): Promise<StatsResult>;
   sections(query?: SectionsQuery, options?: ReadOptions): Promise<HeldSection[]>;
   get(jid: string, options?: ReadOptions): Promise<JobLogRow | null>;
+  /** Needed only with `actions` or `authorize`: `JobLog` has them. */
+  retry?(jid: string, options?: ActionOptions): Promise<ActionResult>;
+  cancel?(jid: string, options?: ActionOptions): Promise<ActionResult>;
+  release?(jid: string, options?: ActionOptions): Promise<ActionResult>;
 }
 
 /** Options of `createDashboard`. Give `token` or `auth`, not both. */
@@ -50,6 +55,29 @@ export interface DashboardOptions {
    * shows name, code and message only.
    */
   showStacks?: boolean;
+  /**
+   * `true` shows Retry, Cancel and Release buttons to everyone the dashboard lets in. Default
+   * false: the dashboard is read-only (every POST is a 405). Give `actions` or `authorize`, not both.
+   */
+  actions?: boolean;
+  /**
+   * Turns actions on, asking the app for each one: `true` allows it (and shows its button);
+   * anything else refuses it with a 403 and hides the button.
+   */
+  authorize?: (request: Request, action: ActionName) => boolean | Promise<boolean>;
+  /**
+   * Who asked, recorded in the row's history (`by`): e.g. the signed-in user's e-mail. Default
+   * (or when it returns undefined, null or '') `'dashboard'`.
+   */
+  actor?: (request: Request) => string | null | undefined | Promise<string | null | undefined>;
+  /**
+   * The key of the forms' CSRF tokens. Default a random key per `createDashboard` call: give
+   * the same secret (at least 32 characters) to every process that serves the dashboard behind
+   * one address, or a form rendered by one process is refused by another.
+   */
+  actionSecret?: string;
+  /** The overview's "needs attention" lists jobs of the last day that waited at least this long for their section. Default 60000. */
+  longWaitMs?: number;
 }
 
 const fn = (what: string) =>
@@ -82,6 +110,11 @@ export const dashboardOptionsSchema = z
     maxConcurrentQueries: z.int().min(1).max(1000).default(2),
     queueWaitMs: z.int().min(0).max(60_000).default(1000),
     showStacks: z.boolean().default(true),
+    longWaitMs: z.int().min(1).max(2 ** 31 - 1).default(60_000),
+    actions: z.boolean().default(false),
+    authorize: fn('a function (request, action) => boolean | Promise<boolean>').optional(),
+    actor: fn('a function (request) => string | undefined').optional(),
+    actionSecret: z.string().min(32, 'use at least 32 characters, e.g. crypto.randomBytes(32).toString("base64url")').optional(),
   })
   .superRefine((o, ctx) => {
     if (o.token === undefined && o.auth === undefined) {
@@ -90,7 +123,23 @@ export const dashboardOptionsSchema = z
     if (o.token !== undefined && o.auth !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['auth'], message: 'give token or auth, not both' });
     }
+    if (o.actions && o.authorize !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['authorize'], message: 'give actions: true or authorize, not both (authorize turns actions on)' });
+    }
+    const acting = o.actions || o.authorize !== undefined;
+    const log = o.joblog as unknown as Record<string, unknown>;
+    const missing = ACTIONS.filter((a) => typeof log[a] !== 'function');
+    if (acting && missing.length) {
+      ctx.addIssue({ code: 'custom', path: ['joblog'], message: `actions need a job log with ${missing.join(', ')} (createJobLog(...) has them)` });
+    }
+    if (!acting) {
+      for (const key of ['actor', 'actionSecret'] as const) {
+        if (o[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'only used with actions: true or authorize; turn actions on or leave it out' });
+      }
+    }
   });
+
+export const ACTIONS: readonly ActionName[] = ['retry', 'cancel', 'release'];
 
 export type ParsedDashboardOptions = z.output<typeof dashboardOptionsSchema>;
 

@@ -124,13 +124,37 @@ class Params {
   }
 }
 
-/** `?window=` of the overview. */
-export function parseOverviewParams(search: URLSearchParams): { window: Window } {
-  const params = new Params(search, ['window']);
+/** "Needs attention" looks at the last day, whatever the window. */
+export const ATTENTION_WINDOW_MS = DAY;
+
+export const DEFAULT_REFRESH_SECONDS = 30;
+const MIN_REFRESH_SECONDS = 5;
+const MAX_REFRESH_SECONDS = 3600;
+
+export interface OverviewParams {
+  window: Window;
+  /** Seconds between reloads of the page; null when the person switched it off (`?refresh=off`). */
+  refresh: number | null;
+}
+
+/** `?window=` and `?refresh=` (`off`, or seconds) of the overview. */
+export function parseOverviewParams(search: URLSearchParams): OverviewParams {
+  const params = new Params(search, ['window', 'refresh']);
   const key = params.one('window') ?? DEFAULT_WINDOW;
   const window = WINDOWS.find((w) => w.key === key);
   if (!window) throw new BadParameterError('window', `expected one of ${WINDOWS.map((w) => w.key).join(', ')}`);
-  return { window };
+  if (params.one('refresh') === 'off') return { window, refresh: null };
+  const refresh = params.int('refresh', MIN_REFRESH_SECONDS, MAX_REFRESH_SECONDS) ?? DEFAULT_REFRESH_SECONDS;
+  return { window, refresh };
+}
+
+/** The overview's query string: the defaults left out, so that the address says what was chosen. */
+export function overviewQuery({ window, refresh }: { window: Window; refresh: number | null }): URLSearchParams {
+  const q = new URLSearchParams();
+  if (window.key !== DEFAULT_WINDOW) q.set('window', window.key);
+  if (refresh === null) q.set('refresh', 'off');
+  else if (refresh !== DEFAULT_REFRESH_SECONDS) q.set('refresh', String(refresh));
+  return q;
 }
 
 /** The filters of the job list: the ones `joblog.find` takes. */

@@ -67,9 +67,9 @@ const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
 type NodeRequest = http.IncomingMessage & { originalUrl?: string };
 
 /**
- * A node:http listener that hands each request to `handler`. Only the method, the path with its
- * query and the headers are passed on: the dashboard takes no request bodies. Under Express,
- * `originalUrl` (the path before the mount point was stripped) is used.
+ * A node:http listener that hands each request to `handler`: the method, the path with its
+ * query, the headers, and the body of a POST (an action's form: at most 16 KiB, else a 413).
+ * Under Express, `originalUrl` (the path before the mount point was stripped) is used.
  */
 export function nodeListener(handler: FetchHandler): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   return (req, res) => {
@@ -90,8 +90,17 @@ async function handle(handler: FetchHandler, req: NodeRequest, res: http.ServerR
   res.once('close', () => {
     if (!res.writableFinished) gone.abort();
   });
+  let requestBody: Buffer | undefined;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    requestBody = await readBody(req);
+    if (!requestBody) {
+      res.writeHead(413, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+      res.end('request body too large\n');
+      return;
+    }
+  }
   try {
-    const response = await handler(toRequest(req, gone.signal));
+    const response = await handler(toRequest(req, gone.signal, requestBody));
     const headers: Record<string, string | string[]> = {};
     response.headers.forEach((value, key) => {
       if (key !== 'set-cookie') headers[key] = value;
@@ -108,7 +117,25 @@ async function handle(handler: FetchHandler, req: NodeRequest, res: http.ServerR
   }
 }
 
-function toRequest(req: NodeRequest, signal: AbortSignal): Request {
+const MAX_BODY_BYTES = 16 * 1024;
+
+/** The body, or undefined when it is larger than `MAX_BODY_BYTES` (or the client went away). */
+async function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) return undefined;
+      chunks.push(chunk);
+    }
+  } catch {
+    return undefined;
+  }
+  return Buffer.concat(chunks);
+}
+
+function toRequest(req: NodeRequest, signal: AbortSignal, body: Buffer | undefined): Request {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue;
@@ -120,5 +147,5 @@ function toRequest(req: NodeRequest, signal: AbortSignal): Request {
   // A path such as `//other.host/` stays a path.
   const path = req.originalUrl ?? req.url ?? '/';
   const url = new URL(`${encrypted ? 'https' : 'http'}://localhost${path.startsWith('/') ? path : `/${path}`}`);
-  return new Request(url, { method: req.method ?? 'GET', headers, signal });
+  return new Request(url, { method: req.method ?? 'GET', headers, signal, ...(body && body.length > 0 ? { body } : {}) });
 }

@@ -3,12 +3,17 @@ import { ERRORS_KEPT } from '../../sql.ts';
 import type { JobLogRow, RecordedError } from '../../types.ts';
 import { formatDuration, formatTime, shortId } from '../format.ts';
 import { html, type Html } from '../html.ts';
-import { href, layout, stateBadge } from '../layout.ts';
+import type { ActionForm, Flash } from '../actions.ts';
+import { actionForm, flashPanel, href, layout, stateBadge } from '../layout.ts';
 import { listQuery } from '../params.ts';
 
 export interface JobPageOptions {
   /** Show each error's stack (the dashboard's `showStacks`). */
   showStacks: boolean;
+  /** The buttons of the actions that apply and the app allows (none on a read-only dashboard). */
+  forms: ActionForm[];
+  /** The outcome of the action that redirected here. */
+  flash: Flash | undefined;
 }
 
 /** One job: its row, each attempt and its error. */
@@ -16,6 +21,8 @@ export function jobPage(base: string, row: JobLogRow, options: JobPageOptions): 
   const time = (d: Date | null) => (d ? html`<time datetime="${d.toISOString()}">${formatTime(d)} UTC</time>` : html`<span class="muted">—</span>`);
   const body = html`
 <h1>${row.jobType} <span class="mono muted">${row.jid}</span> ${stateBadge(row.state)}</h1>
+${flashPanel(options.flash)}
+${options.forms.length > 0 && html`<div class="actions-bar" id="actions">${options.forms.map((f) => actionForm(base, f))}</div>`}
 <div class="panel">
 <dl class="fields" id="fields">
 <dt>state</dt><dd>${stateBadge(row.state)} ${explainState(row)}</dd>

@@ -1,21 +1,39 @@
-import type { HeldSection, JobState, StatsResult } from '../../types.ts';
-import { jobsChart } from '../chart.ts';
+import type { FindResult, HeldSection, JobState, StatsResult } from '../../types.ts';
+import type { ActionForm, Flash } from '../actions.ts';
+import { jobsChart, typeBarsChart } from '../chart.ts';
 import { formatCount, formatDuration, formatRate, formatTime, shortId } from '../format.ts';
 import { html, type Html } from '../html.ts';
-import { href, layout, stateBadge } from '../layout.ts';
-import { listQuery, STATES, WINDOWS, type Window } from '../params.ts';
+import { actionForm, flashPanel, href, layout, stateBadge } from '../layout.ts';
+import { DEFAULT_REFRESH_SECONDS, listQuery, overviewQuery, STATES, WINDOWS, type Window } from '../params.ts';
 
 export interface OverviewData {
   base: string;
   window: Window;
+  /** Seconds between reloads; null when switched off. */
+  refresh: number | null;
   stats: StatsResult;
   /** The sections held now, or why they cannot be shown. */
   sections: HeldSection[] | { unavailable: string };
+  attention: Attention;
+  /** The Release button of each stale section, by holder jid (with actions on). */
+  releases: Map<string, ActionForm>;
+  flash: Flash | undefined;
 }
 
-/** Counts by state and type for the window, the chart, and the sections held now. */
+/** What a person should look at: the last day's dead or failed jobs and long waits (the stale sections come from `sections`). */
+export interface Attention {
+  since: Date;
+  dead: FindResult;
+  waits: FindResult;
+  longWaitMs: number;
+}
+
+/**
+ * Needs attention, counts by state and type for the window, the charts, and the sections held
+ * now. Reloads itself every `refresh` seconds (a meta refresh: no script) until switched off.
+ */
 export function overviewPage(data: OverviewData): Html {
-  const { base, window, stats } = data;
+  const { base, window, stats, refresh } = data;
   const since = stats.since;
   const totals = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<JobState, number>;
   for (const t of stats.byType) for (const s of STATES) totals[s] += t.counts[s] ?? 0;
@@ -23,9 +41,11 @@ export function overviewPage(data: OverviewData): Html {
 
   const body = html`
 <h1>Overview <span class="muted">· ${formatTime(since)} to ${formatTime(stats.until)} UTC</span></h1>
+${flashPanel(data.flash)}
 <nav class="windows" aria-label="window">${WINDOWS.map(
-    (w) => html`<a href="${href(base, '/', new URLSearchParams({ window: w.key }))}" aria-current="${w.key === window.key}">${w.key}</a>`,
-  )}</nav>
+    (w) => html`<a href="${href(base, '/', overviewQuery({ window: w, refresh }))}" aria-current="${w.key === window.key}">${w.key}</a>`,
+  )}${refreshSwitch(base, window, refresh)}</nav>
+${attentionSection(base, data)}
 <section aria-labelledby="by-state">
 <h2 id="by-state">Jobs by state</h2>
 <div class="cards">
@@ -44,11 +64,68 @@ ${jobsChart(stats.buckets ?? [], window.bucketMs)}
 <h2 id="by-type">By job type</h2>
 ${byTypeTable(base, stats)}
 </section>
+${typeCharts(stats)}
 <section aria-labelledby="sections">
 <h2 id="sections">Sections held now</h2>
-${sectionsTable(base, data.sections)}
+${sectionsTable(base, data.sections, data.releases)}
 </section>`;
-  return layout({ base, title: 'Overview', section: 'overview', body });
+  return layout({ base, title: 'Overview', section: 'overview', body, refreshSeconds: refresh ?? undefined });
+}
+
+function refreshSwitch(base: string, window: Window, refresh: number | null): Html {
+  if (refresh === null) {
+    return html`<span class="refresh" id="refresh">not refreshing · <a href="${href(base, '/', overviewQuery({ window, refresh: DEFAULT_REFRESH_SECONDS }))}">refresh every ${DEFAULT_REFRESH_SECONDS} s</a></span>`;
+  }
+  return html`<span class="refresh" id="refresh">refreshes every ${refresh} s · <a href="${href(base, '/', overviewQuery({ window, refresh: null }))}">stop refreshing</a></span>`;
+}
+
+/** Failure rate and p95 duration of each job type in the window, as bars: the table's figures at a glance. */
+function typeCharts(stats: StatsResult): Html {
+  const types = stats.byType;
+  const rates = types.map((t) => ({
+    label: t.jobType,
+    value: t.failureRate,
+    text: formatRate(t.failureRate),
+    title: `${t.jobType}: ${t.failureRate === null ? 'no settled runs' : `${formatRate(t.failureRate)} of ${formatCount(t.counts.finished + t.counts.failed + t.counts.dead)} settled runs failed`}`,
+  }));
+  const p95 = types.map((t) => ({
+    label: t.jobType,
+    value: t.p95Ms,
+    text: formatDuration(t.p95Ms),
+    title: `${t.jobType}: p95 ${formatDuration(t.p95Ms) || '—'}, p50 ${formatDuration(t.p50Ms) || '—'}, max ${formatDuration(t.maxMs) || '—'}`,
+  }));
+  return html`<section aria-labelledby="type-charts" class="panel">
+<h2 id="type-charts">Failure rate and duration by job type</h2>
+<h3>Failure rate <span class="muted">(failed + dead of settled runs)</span></h3>
+${typeBarsChart('failure-rates', 'Failure rate by job type', rates, 'rate', 1)}
+<h3>Duration p95 <span class="muted">(settled runs)</span></h3>
+${typeBarsChart('p95-durations', 'Duration p95 by job type', p95, 'duration')}
+</section>`;
+}
+
+function attentionSection(base: string, data: OverviewData): Html {
+  const { attention, sections } = data;
+  const stale = Array.isArray(sections) ? sections.filter((s) => s.stale) : [];
+  const { dead, waits, since } = attention;
+  const nothing = dead.rows.length === 0 && waits.rows.length === 0 && stale.length === 0;
+  const more = (result: FindResult, query: URLSearchParams) =>
+    result.nextCursor && html` · <a href="${href(base, '/jobs', query)}">more</a>`;
+  return html`<section aria-labelledby="attention" class="panel attention" id="needs-attention">
+<h2 id="attention">Needs attention <span class="muted">· last 24 h</span></h2>
+${nothing && html`<p class="muted" id="nothing-needs-attention">Nothing: no job died or failed, no section is stale, no job waited ${formatDuration(attention.longWaitMs)} or more.</p>`}
+${dead.rows.length > 0 && html`<h3>Dead or failed${more(dead, listQuery({ since, states: ['dead', 'failed'] }))}</h3>
+<ul id="attention-dead">${dead.rows.map(
+      (r) => html`<li><a class="mono" href="${href(base, `/jobs/${r.jid}`)}">${shortId(r.jid)}</a> ${r.jobType}${r.userId !== null && html` · user ${r.userId}`} · ${r.finishedAt ? formatTime(r.finishedAt) : ''} UTC${r.error && html` · <span class="error-message">${r.error.message}</span>`}</li>`,
+    )}</ul>`}
+${stale.length > 0 && html`<h3>Stale sections <span class="muted">(the holder is gone; the reaper frees them)</span></h3>
+<ul id="attention-stale">${stale.map(
+      (s) => html`<li><a class="mono" href="${href(base, `/jobs/${s.jid}`)}">${shortId(s.jid)}</a> ${s.jobType} · user ${s.userId} · group ${s.group} · held ${formatDuration(s.heldForMs)} · pg-boss ${s.bossState ?? 'has no job'}${data.releases.get(s.jid) && html` ${actionForm(base, data.releases.get(s.jid)!)}`}</li>`,
+    )}</ul>`}
+${waits.rows.length > 0 && html`<h3>Long waits <span class="muted">(${formatDuration(attention.longWaitMs)} or more for the section)</span>${waits.nextCursor && ' · more not shown'}</h3>
+<ul id="attention-waits">${waits.rows.map(
+      (r) => html`<li><a class="mono" href="${href(base, `/jobs/${r.jid}`)}">${shortId(r.jid)}</a> ${r.jobType}${r.userId !== null && html` · user ${r.userId}`}${r.group !== null && html` · group ${r.group}`} · waited <b>${formatDuration(r.waitedMs)}</b> · ${stateBadge(r.state)}</li>`,
+    )}</ul>`}
+</section>`;
 }
 
 function byTypeTable(base: string, stats: StatsResult): Html {
@@ -73,7 +150,7 @@ ${STATES.map((s) => {
 </table>`;
 }
 
-function sectionsTable(base: string, sections: HeldSection[] | { unavailable: string }): Html {
+function sectionsTable(base: string, sections: HeldSection[] | { unavailable: string }, releases: Map<string, ActionForm>): Html {
   if (!Array.isArray(sections)) return html`<p class="muted" id="sections-unavailable">Not shown: ${sections.unavailable}</p>`;
   if (sections.length === 0) return html`<p class="muted" id="no-sections">No section is held.</p>`;
   return html`<table id="sections-held">
@@ -89,7 +166,7 @@ function sectionsTable(base: string, sections: HeldSection[] | { unavailable: st
 <td class="time">${formatTime(s.startedAt)}</td>
 <td class="num">${formatDuration(s.heldForMs)}</td>
 <td>${s.bossState ?? html`<span class="muted">none</span>`}</td>
-<td>${s.stale && html`<span class="badge-stale" title="its pg-boss job is settled or gone while the row still holds the section">stale</span>`}</td>
+<td>${s.stale && html`<span class="badge-stale" title="its pg-boss job is settled or gone while the row still holds the section">stale</span>`}${releases.get(s.jid) && html` ${actionForm(base, releases.get(s.jid)!)}`}</td>
 </tr>`,
   )}</tbody>
 </table>`;
