@@ -211,9 +211,12 @@ describe('a POST of the page\'s form', () => {
       ['a token of another session', () => other.post(form!.path, form!.fields)],
       ['no session cookie', () => new Visitor(served.url).post(form!.path, form!.fields)],
       ['a foreign Origin', () => visitor.post(form!.path, form!.fields, { origin: 'https://evil.example' })],
-      ['Origin null', () => visitor.post(form!.path, form!.fields, { origin: 'null' })],
+      // what a browser sends for the dashboard's own forms (Referrer-Policy: no-referrer): the token decides
+      ['Origin null, a wrong token', () => visitor.post(form!.path, { ...form!.fields, token: 'B'.repeat(43) }, { origin: 'null', 'sec-fetch-site': 'same-origin' })],
       ['Sec-Fetch-Site: cross-site', () => visitor.post(form!.path, form!.fields, { 'sec-fetch-site': 'cross-site' })],
       ['Sec-Fetch-Site: same-site', () => visitor.post(form!.path, form!.fields, { 'sec-fetch-site': 'same-site' })],
+      // the cookie of a SameSite=Strict dashboard stays home: still a 403 (a forgery), not a 401
+      ['cross-site, without credentials', () => new Visitor(served.url, {}).post(form!.path, form!.fields, { origin: 'https://evil.example' })],
     ];
     for (const [what, attempt] of attempts) {
       const res = await attempt();

@@ -2,11 +2,14 @@
 // says which Chromium, and these tests are skipped, with a warning, only when there is none): every page
 // loads and links to the next, filters apply, the chart is drawn, a script in an error message
 // stays text, a visitor without the token is refused, and it all works with JavaScript off.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { findChromium, launchChromium, type Browser } from '../scripts/lib/browser.ts';
 import { createDashboard, serve, type ServedDashboard } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
+import { FAST, queueName, tracked, waitForRow } from './helpers/joblog.ts';
 import { BULK_ROWS, HELD, seedDashboard, TOKEN, XSS_MESSAGE, XSS_USER, type Seeded } from './helpers/dashboard.ts';
 
 const chromium = await findChromium();
@@ -159,6 +162,83 @@ describe('with JavaScript disabled', () => {
       await expect(p.locator('#jobs tbody .state').textContent()).resolves.toBe('finished');
     } finally {
       await noJs.close();
+    }
+  });
+});
+
+describe('actions, with JavaScript off', () => {
+  /** Two dead jobs whose handler succeeds once `failing` is false, and a dashboard with actions on. */
+  async function deadJobs() {
+    const { boss, joblog } = await tracked(db);
+    const queue = queueName('browser-retry');
+    let failing = true;
+    await boss.createQueue(queue, { retryLimit: 1, retryDelay: 0 });
+    await joblog.work(queue, { ...FAST, type: 'reconciliation', userId: () => 'dora' }, async () => {
+      if (failing) throw new Error('ledger locked');
+    });
+    const jobs = [(await boss.send(queue, {}))!, (await boss.send(queue, {}))!];
+    await Promise.all(jobs.map((jid) => waitForRow(joblog, jid, ['dead'])));
+    failing = false;
+    const dashboard = await serve({ handler: createDashboard({ joblog, token: TOKEN, actions: true, actor: () => 'ops@example.com' }), port: 0 });
+    return { joblog, jobs, dashboard };
+  }
+
+  test('a click retries a dead job (its row starts again and finishes); the same form in an older tab is refused', async () => {
+    const { joblog, jobs: [jid], dashboard } = await deadJobs();
+    const noJs = await launchChromium({ javaScriptEnabled: false });
+    try {
+      const tab = await noJs.context.newPage();
+      await tab.goto(`${dashboard.url}jobs/${jid}?token=${TOKEN}`);
+      const older = await noJs.context.newPage();
+      await older.goto(`${dashboard.url}jobs/${jid}`);
+      expect(await tab.locator('#actions button').allTextContents()).toEqual(['Retry']);
+
+      const [post] = await Promise.all([tab.waitForResponse(`${dashboard.url}jobs/${jid}/retry`), tab.getByRole('button', { name: 'Retry' }).click()]);
+      expect(post.status()).toBe(303);
+      await tab.waitForURL(`${dashboard.url}jobs/${jid}`);
+      await expect(tab.locator('#flash').textContent()).resolves.toMatch(/^Retried: pg-boss runs the job again; its row is (started|finished)\.$/);
+      const row = await waitForRow(joblog, jid!, ['finished']);
+      expect(row.errors.at(-1)!.error).toMatchObject({ code: 'RETRY_REQUESTED', message: 'retry requested by ops@example.com; the job had ended dead' });
+      await tab.reload();
+      await expect(tab.locator('h1 .state').textContent()).resolves.toBe('finished');
+      expect(await tab.locator('#flash').count()).toBe(0);
+      expect(await tab.locator('#actions').count()).toBe(0);
+
+      // The tab opened before the retry still shows the dead job's form: sending it does nothing.
+      await Promise.all([older.waitForURL(`${dashboard.url}jobs/${jid}`), older.getByRole('button', { name: 'Retry' }).click()]);
+      await expect(older.locator('#flash.refused').textContent()).resolves.toMatch(/^Not done: this form was for the job as it was \(dead, attempt 2\); it is finished/);
+      expect((await joblog.get(jid!))!.errors.filter((e) => e.error.code === 'RETRY_REQUESTED')).toHaveLength(1);
+    } finally {
+      await noJs.close();
+      await dashboard.close();
+    }
+  });
+
+  test('a form on another site that posts to the dashboard is refused with 403, even with a stolen token', async () => {
+    const { joblog, jobs: [, jid], dashboard } = await deadJobs();
+    const noJs = await launchChromium({ javaScriptEnabled: false });
+    // The other site is served as http://localhost:<port>, the dashboard as http://127.0.0.1:<port>: another site.
+    let evilPage = '';
+    const evil = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(evilPage));
+    await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
+    try {
+      const tab = await noJs.context.newPage();
+      await tab.goto(`${dashboard.url}jobs/${jid}?token=${TOKEN}`);
+      const stolen = Object.fromEntries(
+        await tab.locator('#actions form input[type=hidden]').evaluateAll((inputs) => inputs.map((i) => [i.getAttribute('name'), i.getAttribute('value')])),
+      );
+      evilPage = `<!doctype html><form method="post" action="${dashboard.url}jobs/${jid}/retry">${Object.entries(stolen)
+        .map(([name, value]) => `<input type="hidden" name="${name}" value="${value}">`)
+        .join('')}<button>Win a prize</button></form>`;
+      await tab.goto(`http://localhost:${(evil.address() as AddressInfo).port}/`);
+      const [response] = await Promise.all([tab.waitForResponse(`${dashboard.url}jobs/${jid}/retry`), tab.getByRole('button', { name: 'Win a prize' }).click()]);
+      expect(response.status()).toBe(403);
+      await expect(tab.locator('#error-message').textContent()).resolves.toMatch(/^Refused: the form was sent from another site/);
+      expect((await joblog.get(jid!))!.state).toBe('dead');
+    } finally {
+      await noJs.close();
+      await dashboard.close();
+      await new Promise((resolve) => evil.close(resolve));
     }
   });
 });

@@ -91,22 +91,25 @@ export function sessionOf(request: Request): string | undefined {
 }
 
 /**
- * Why a POST looks cross-site, or null. Browsers send `Sec-Fetch-Site` and `Origin` with every
- * form POST; a request without either (curl, a script) still needs the session's token.
+ * Why a POST looks cross-site, or null. Browsers send `Sec-Fetch-Site` with every form POST (the
+ * browser's own judgement of who sent it), and `Origin`. The dashboard's pages have
+ * `Referrer-Policy: no-referrer`, under which a browser sends `Origin: null` even for its own
+ * forms: `null` is not taken as a refusal, the token decides. A request with neither header
+ * (curl, a script, an old browser) still needs the session's token.
  */
 export function crossSiteReason(request: Request, url: URL): string | null {
   const site = request.headers.get('sec-fetch-site');
   if (site !== null && site !== 'same-origin') return `the form was sent from another site (Sec-Fetch-Site: ${site})`;
   const origin = request.headers.get('origin');
-  if (origin === null) return null;
+  if (origin === null || origin === 'null') return null;
   let host: string;
   try {
     host = new URL(origin).host;
   } catch {
-    return `the form was sent from an unknown origin (${origin})`;
+    return `the form was sent from an unknown origin (${origin.slice(0, 100)})`;
   }
   // The address the browser used: a proxy in front may have passed it on as X-Forwarded-Host.
   // A cross-site form cannot set either header.
   const own = request.headers.get('x-forwarded-host')?.split(',')[0]?.trim() || request.headers.get('host') || url.host;
-  return host === own ? null : `the form was sent from another origin (${origin})`;
+  return host === own ? null : `the form was sent from another origin (${origin.slice(0, 100)})`;
 }

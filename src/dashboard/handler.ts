@@ -3,7 +3,7 @@ import type { ReadOptions } from '../types.ts';
 import type { ActionName } from '../actions.ts';
 import { ACTION_PATH, ActionDenied, applicableActions, checkActionRequest, formsFor, runAction, takeFlash, type ActionForm, type Flash } from './actions.ts';
 import { checkToken } from './auth.ts';
-import { Csrf, type Session } from './csrf.ts';
+import { crossSiteReason, Csrf, type Session } from './csrf.ts';
 import type { Html } from './html.ts';
 import { STYLE_HASH } from './layout.ts';
 import { Limiter } from './limiter.ts';
@@ -109,6 +109,9 @@ async function respond(request: Request, dashboard: Dashboard): Promise<Response
       : problem(405, 'Method not allowed', 'The dashboard is read-only: GET and HEAD only.', { allow: 'GET, HEAD' });
   }
 
+  // Before the credentials: a cross-site POST is a forgery whether or not the browser sent the cookie.
+  const crossSite = action && crossSiteReason(request, url);
+  if (crossSite) return problem(403, 'Forbidden', `Refused: ${crossSite}.`);
   const refused = await admit(request, url, config, problem);
   if (refused) return refused;
 
@@ -117,7 +120,7 @@ async function respond(request: Request, dashboard: Dashboard): Promise<Response
     try {
       const jid = parseJobId(action[1]!, url.searchParams);
       const name = action[2] as ActionName;
-      target = { action: name, jid, ...(await checkActionRequest(config, dashboard.csrf, request, url, name, jid)) };
+      target = { action: name, jid, ...(await checkActionRequest(config, dashboard.csrf, request, name, jid)) };
     } catch (error) {
       if (error instanceof ActionDenied) return problem(error.status, error.status === 403 ? 'Forbidden' : 'Bad request', error.message);
       if (error instanceof BadParameterError) return problem(400, 'Bad request', error.message, undefined, error.parameter);
