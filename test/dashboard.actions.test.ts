@@ -254,7 +254,7 @@ describe('a POST of the page\'s form', () => {
     const replay = await visitor.post(form!.path, form!.fields);
     expect(replay.status).toBe(303);
     const after = await visitor.get(replay.location!);
-    expect(flashOf(after.body)?.slice(1)).toEqual(['refused', expect.stringMatching(/^Not done: this form was for the job as it was \((dead|failed), attempt 1\); it is finished, attempt \d now\./)]);
+    expect(flashOf(after.body)?.slice(1)).toEqual(['refused', expect.stringMatching(/^Not done: this form was for the job as it was \((dead|failed), attempt 1\); it is finished, attempt 2 now\./)]);
     expect((await joblog.get(jids.dead))!.errors.filter((e) => e.error.code === 'RETRY_REQUESTED')).toHaveLength(1);
   });
 
@@ -391,6 +391,29 @@ describe('the overview a person keeps open', () => {
     calls.length = 0;
     expect((await handler(new Request(`http://app.test/jobs/${jids.live}`, { headers: bearer }))).status).toBe(200);
     expect(calls).toEqual(['get']);
+  });
+});
+
+describe('hostile but legal', () => {
+  test('an actor with a NUL, a lone surrogate and 4 kB is recorded sanitised; the cancel goes through', async () => {
+    const hostile = `ops\u0000\uD800${'x'.repeat(4096)}`;
+    const d = await dashboard({ actions: true, actor: () => hostile });
+    const visitor = new Visitor(d.url);
+    const cancel = formsOf((await visitor.get(`/jobs/${jids.live}`)).body).find((f) => f.action === 'cancel')!;
+    const post = await visitor.post(cancel.path, cancel.fields);
+    expect(post.status).toBe(303);
+    expect(flashOf((await visitor.get(post.location!)).body)?.slice(1)).toEqual(['ok', 'Cancelled: pg-boss cancelled the job; its row is dead.']);
+    const note = (await joblog.get(jids.live))!.errors.find((e) => e.error.code === 'CANCEL_REQUESTED')!;
+    expect(note.error.message).toMatch(/^cancel requested by ops/);
+    expect(note.error.message).not.toContain('\u0000');
+  });
+
+  test('find({ minWaitedMs }) takes whole milliseconds from 0', async () => {
+    await expect(joblog.find({ minWaitedMs: -1 })).rejects.toThrow(/minWaitedMs/);
+    await expect(joblog.find({ minWaitedMs: 1.5 })).rejects.toThrow(/minWaitedMs/);
+    const rows = (await joblog.find({ minWaitedMs: 95000 })).rows.map((r) => r.jid);
+    expect(rows).toEqual([jids.finished]);
+    expect((await joblog.find({ minWaitedMs: 95001 })).rows).toEqual([]);
   });
 });
 

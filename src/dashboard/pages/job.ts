@@ -11,9 +11,9 @@ export interface JobPageOptions {
   /** Show each error's stack (the dashboard's `showStacks`). */
   showStacks: boolean;
   /** The buttons of the actions that apply and the app allows (none on a read-only dashboard). */
-  forms: ActionForm[];
+  forms?: ActionForm[];
   /** The outcome of the action that redirected here. */
-  flash: Flash | undefined;
+  flash?: Flash;
 }
 
 /** One job: its row, each attempt and its error. */
@@ -22,7 +22,7 @@ export function jobPage(base: string, row: JobLogRow, options: JobPageOptions): 
   const body = html`
 <h1>${row.jobType} <span class="mono muted">${row.jid}</span> ${stateBadge(row.state)}</h1>
 ${flashPanel(options.flash)}
-${options.forms.length > 0 && html`<div class="actions-bar" id="actions">${options.forms.map((f) => actionForm(base, f))}</div>`}
+${options.forms !== undefined && options.forms.length > 0 && html`<div class="actions-bar" id="actions">${options.forms.map((f) => actionForm(base, f))}</div>`}
 <div class="panel">
 <dl class="fields" id="fields">
 <dt>state</dt><dd>${stateBadge(row.state)} ${explainState(row)}</dd>
