@@ -38,12 +38,12 @@ async function main(): Promise<void> {
     holds.push(await holdSection(joblog, 'alice', 'financial'), await holdSection(joblog, 'bob', 'reports', JobType.report_export));
 
     const token = randomBytes(24).toString('base64url');
-    const served = await serve({ handler: createDashboard({ joblog, token }), port: 0 });
+    const served = await serve({ handler: createDashboard({ joblog, token, actions: true }), port: 0 });
     const browser = await launchChromium({ viewport: { width: 1280, height: 900 } });
     try {
       await fs.mkdir(OUT, { recursive: true });
       const page = await browser.context.newPage();
-      await page.goto(`${served.url}?token=${token}&window=7d`);
+      await page.goto(`${served.url}?token=${token}&window=7d&refresh=off`);
       await page.screenshot({ path: path.join(OUT, 'overview.png'), fullPage: true });
       await page.goto(`${served.url}jobs?state=failed&state=dead&limit=15`);
       await page.screenshot({ path: path.join(OUT, 'jobs.png'), fullPage: true });

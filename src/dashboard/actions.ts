@@ -19,6 +19,14 @@ export const ACTION_PATH = /^\/jobs\/([^/]+)\/(retry|cancel|release)$/;
 
 const LABEL: Record<ActionName, string> = { retry: 'Retry', cancel: 'Cancel', release: 'Release section' };
 
+/** What a checked POST acts on, and where it goes back to. */
+export interface ActionTarget {
+  action: ActionName;
+  jid: string;
+  seen: string;
+  back: Back;
+}
+
 /** A button of a page: a POST form with its token. */
 export interface ActionForm {
   action: ActionName;
@@ -136,7 +144,7 @@ export async function runAction(
   csrf: Csrf,
   request: Request,
   url: URL,
-  target: { action: ActionName; jid: string; seen: string; back: Back },
+  target: ActionTarget,
   reads: ReadOptions,
 ): Promise<Response> {
   const { action, jid } = target;

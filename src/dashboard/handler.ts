@@ -1,7 +1,7 @@
 import { InvalidOptionsError, JobLogError, QueryTimeoutError, ReadCancelledError } from '../errors.ts';
 import type { ReadOptions } from '../types.ts';
 import type { ActionName } from '../actions.ts';
-import { ACTION_PATH, ActionDenied, applicableActions, checkActionRequest, formsFor, runAction, takeFlash, type ActionForm, type Flash } from './actions.ts';
+import { ACTION_PATH, ActionDenied, applicableActions, checkActionRequest, formsFor, runAction, takeFlash, type ActionForm, type ActionTarget, type Flash } from './actions.ts';
 import { checkToken } from './auth.ts';
 import { crossSiteReason, Csrf, type Session } from './csrf.ts';
 import type { Html } from './html.ts';
@@ -115,18 +115,8 @@ async function respond(request: Request, dashboard: Dashboard): Promise<Response
   const refused = await admit(request, url, config, problem);
   if (refused) return refused;
 
-  let target: { action: ActionName; jid: string; seen: string; back: 'job' | 'overview' } | undefined;
-  if (action) {
-    try {
-      const jid = parseJobId(action[1]!, url.searchParams);
-      const name = action[2] as ActionName;
-      target = { action: name, jid, ...(await checkActionRequest(config, dashboard.csrf, request, name, jid)) };
-    } catch (error) {
-      if (error instanceof ActionDenied) return problem(error.status, error.status === 403 ? 'Forbidden' : 'Bad request', error.message);
-      if (error instanceof BadParameterError) return problem(400, 'Bad request', error.message, undefined, error.parameter);
-      throw error;
-    }
-  }
+  const target = action ? await actionTarget(request, dashboard, action[1]!, action[2] as ActionName, url) : undefined;
+  if (target instanceof Response) return target;
 
   const release = await dashboard.limiter.acquire(request.signal);
   if (!release) {
@@ -156,6 +146,21 @@ async function respond(request: Request, dashboard: Dashboard): Promise<Response
     throw error;
   } finally {
     release();
+  }
+}
+
+/** The action a POST asks for, once its permission, form and token are checked; else the refusal. */
+async function actionTarget(request: Request, dashboard: Dashboard, segment: string, action: ActionName, url: URL): Promise<ActionTarget | Response> {
+  const base = dashboard.config.basePath;
+  const problem = (status: number, title: string, message: string, parameter?: string) =>
+    htmlResponse(status, errorPage({ base, status, title, message, parameter }));
+  try {
+    const jid = parseJobId(segment, url.searchParams);
+    return { action, jid, ...(await checkActionRequest(dashboard.config, dashboard.csrf, request, action, jid)) };
+  } catch (error) {
+    if (error instanceof ActionDenied) return problem(error.status, error.status === 403 ? 'Forbidden' : 'Bad request', error.message);
+    if (error instanceof BadParameterError) return problem(400, 'Bad request', error.message, error.parameter);
+    throw error;
   }
 }
 
