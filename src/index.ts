@@ -50,6 +50,8 @@ export type {
   StatsBucketRow,
   StatsQuery,
   StatsResult,
+  SummariseResult,
+  SummaryOptions,
   JobContext,
   FencedOptions,
   PrismaTransaction,

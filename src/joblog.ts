@@ -3,6 +3,7 @@ import {
   jobLogOptionsSchema,
   parseOptions,
   reaperOptionsSchema,
+  summaryScheduleSchema,
   queueNameSchema,
   sectionOptionsSchema,
   workOptionsSchema,
@@ -17,6 +18,7 @@ import { boundClient, readLogTable, type LogTable, type TableName } from './name
 import { find, get, sections, stats } from './queries.ts';
 import { prune } from './maintenance/pruner.ts';
 import { reap } from './maintenance/reaper.ts';
+import { summarise } from './maintenance/summariser.ts';
 import { cancelJob, releaseSection, retryJob, type ActionDeps, type ActionOptions, type ActionResult } from './actions.ts';
 import { BossReconciler } from './maintenance/reconcile.ts';
 import { BusyWaits } from './waiting.ts';
@@ -36,6 +38,7 @@ import type {
   StatsQuery,
   StatsResult,
   SectionOptions,
+  SummariseResult,
   TrackedHandler,
   WorkOptions,
 } from './types.ts';
@@ -47,6 +50,8 @@ function bossRunner(boss: BossLike): SqlRunner {
   const db = boss.getDb();
   return async (statement, values) => (await db.executeSql(statement, values)).rows as Record<string, unknown>[];
 }
+
+const PASS_NAMES = { REAP_FAILED: 'reaper', PRUNE_FAILED: 'pruner', SUMMARISE_FAILED: 'summary' } as const;
 
 /** How far back the first reconciliation pass of a process reads pg-boss's ended jobs. */
 const RECONCILE_LOOKBACK_SECONDS = 3600;
@@ -65,6 +70,8 @@ export interface JobLogEvents {
   reaped: [ReapResult];
   /** A pass of the prune interval deleted some rows (passes that deleted nothing are not reported). */
   pruned: [PruneResult];
+  /** A pass of the summary interval summarised or redid some periods (idle passes are not reported). */
+  summarised: [SummariseResult];
 }
 
 const jidSchema = z.uuid({ message: 'expected a UUID' });
@@ -118,19 +125,21 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     if (reaper) this.#every(reaper.intervalSeconds * 1000, 'REAP_FAILED', () => this.#reapPass());
     const plan = parsed.prune;
     if (plan) this.#every(plan.intervalSeconds * 1000, 'PRUNE_FAILED', () => this.#prunePass(plan));
+    const summaries = parsed.summaries ?? (parsed.boss ? summaryScheduleSchema.parse({}) : false);
+    if (summaries) this.#every(summaries.intervalSeconds * 1000, 'SUMMARISE_FAILED', () => this.#summarisePass(summaries.graceSeconds));
   }
 
   /**
    * Run `task` every `ms` until stop(). The timer is unref'd (it never keeps a process alive) and a
    * pass never overlaps the previous one; a failed pass is reported as a warning.
    */
-  #every(ms: number, code: 'REAP_FAILED' | 'PRUNE_FAILED', task: () => Promise<void>): void {
+  #every(ms: number, code: 'REAP_FAILED' | 'PRUNE_FAILED' | 'SUMMARISE_FAILED', task: () => Promise<void>): void {
     let running = false;
     const timer = setInterval(() => {
       if (running) return;
       running = true;
       task()
-        .catch((cause) => this.#warn({ code, message: `${code === 'REAP_FAILED' ? 'reaper' : 'pruner'} pass failed: ${String(cause)}`, cause }))
+        .catch((cause) => this.#warn({ code, message: `${PASS_NAMES[code]} pass failed: ${String(cause)}`, cause }))
         .finally(() => (running = false));
     }, ms);
     timer.unref();
@@ -176,6 +185,11 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     if (result.deleted > 0) this.#notify('pruned', result);
   }
 
+  async #summarisePass(graceSeconds: number): Promise<void> {
+    const result = await this.summarise({ graceSeconds });
+    if (result.hours > 0 || result.days > 0 || result.redone > 0) this.#notify('summarised', result);
+  }
+
   async #reapPass(): Promise<void> {
     const result = await this.reap();
     if (result.finished > 0 || result.dead > 0 || result.recorded > 0 || result.completed > 0) this.#notify('reaped', result);
@@ -200,7 +214,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    * a listener never slows the batch, and one that throws (or rejects) is reported as a
    * `LISTENER_FAILED` warning.
    */
-  #notify<K extends 'settled' | 'busy' | 'reaped' | 'pruned'>(event: K, ...args: JobLogEvents[K]): void {
+  #notify<K extends 'settled' | 'busy' | 'reaped' | 'pruned' | 'summarised'>(event: K, ...args: JobLogEvents[K]): void {
     if (this.listenerCount(event) === 0) return;
     setImmediate(() => {
       for (const listener of this.listeners(event) as ((...a: JobLogEvents[K]) => unknown)[]) {
@@ -325,6 +339,15 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   }
 
   /**
+   * Summarise for `stats()` every closed hour not yet summarised (and every UTC day whose 24 hours
+   * are), and redo the summaries a later change made stale: what the `summaries` interval runs.
+   * Idempotent and safe from many processes at once. See maintenance/summariser.ts.
+   */
+  async summarise(options: { graceSeconds?: number } = {}): Promise<SummariseResult> {
+    return summarise(this.#bound, options);
+  }
+
+  /**
    * Reconcile every `started` row with pg-boss's job table once (what the reaper interval runs):
    * completed → `finished`; failed, cancelled or gone → `dead` with the reason; waiting for a retry
    * → kept, unless held longer than `maxHoldSeconds` → `dead`; active → untouched; a
@@ -378,7 +401,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     if (id?.ok) this.#userId(id.value, (await this.#open()).table, where); // one that breaks the id rule: the query's own check names it
   }
 
-  /** Stop this log's intervals (reaper, pruner). Workers are pg-boss's: stop them with `boss.stop()`. */
+  /** Stop this log's intervals (reaper, pruner, summaries). Workers are pg-boss's: stop them with `boss.stop()`. */
   stop(): void {
     for (const timer of this.#timers.splice(0)) clearInterval(timer);
   }

@@ -1,5 +1,6 @@
 // The app's own names. The statements (src/sql.ts, queries.ts, maintenance/*) are written with
-// the library's defaults: the table `job_logs`, the enums "JobType" and "JobState", the index
+// the library's defaults: the table `job_logs` (and the summary tables job_log_periods and
+// job_log_period_types, which live in its schema), the enums "JobType" and "JobState", the index
 // job_logs_section_key, user ids as `text /*user_id*/`, and `/*fields:…*/` where the app's extra
 // columns go. A job log reads its table from the catalog once, at start-up, and binds every
 // statement to what it found: the table (and schema) the app chose, the enum types of its
@@ -57,6 +58,9 @@ export class LogTable {
     const qualified = (o: { schema: string; name: string }) => `${quoteIdent(o.schema)}.${quoteIdent(o.name)}`;
     this.#replacements = {
       job_logs: qualified({ schema: options.schema, name: options.table }),
+      // stats()' summaries (maintenance/summariser.ts): in the log table's schema, under these names
+      job_log_periods: qualified({ schema: options.schema, name: 'job_log_periods' }),
+      job_log_period_types: qualified({ schema: options.schema, name: 'job_log_period_types' }),
       '"JobType"': qualified(options.jobType),
       '"JobState"': qualified(options.jobState),
       job_logs_section_key: quoteIdent(options.sectionIndex),
@@ -117,7 +121,7 @@ export class LogTable {
   }
 }
 
-const TOKENS = /"JobType"|"JobState"|\bjob_logs_section_key\b|\bjob_logs\b|text \/\*user_id\*\/|\/\*fields:(def|cols|vals|single|section)\*\//g;
+const TOKENS = /"JobType"|"JobState"|\bjob_logs_section_key\b|\bjob_logs\b|\bjob_log_periods\b|\bjob_log_period_types\b|text \/\*user_id\*\/|\/\*fields:(def|cols|vals|single|section)\*\//g;
 const MAX_BOUND = 2000;
 
 /**

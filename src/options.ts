@@ -67,6 +67,11 @@ export const reaperOptionsSchema = z.strictObject({
   maxHoldSeconds: maxHoldSchema.default({ byGroup: {}, byType: {} }),
 });
 
+export const summaryScheduleSchema = z.strictObject({
+  intervalSeconds: z.number().min(0.1, 'must be at least 0.1 seconds').max(24 * 3600).default(60),
+  graceSeconds: z.number().min(0).max(7 * 86_400, 'at most a week').default(600),
+});
+
 export const jobLogOptionsSchema = z.strictObject({
   prisma: objectWith('$queryRawUnsafe', "the app's PrismaClient"),
   boss: objectWith('work', 'a PgBoss instance').optional(),
@@ -76,6 +81,9 @@ export const jobLogOptionsSchema = z.strictObject({
   bossSchema: bossSchemaName,
   prune: z.lazy(() => pruneScheduleSchema).optional(),
   table: tableSchema.default({ name: 'job_logs', schema: undefined }),
+  summaries: objectOr(summaryScheduleSchema, z.literal(false, {
+    message: 'expected false or { intervalSeconds?, graceSeconds? }',
+  })).optional(),
   writesThrough: z.enum(['prisma', 'pg-boss'], { message: "expected 'prisma' or 'pg-boss'" }).default('prisma'),
 }).refine((o) => o.writesThrough !== 'pg-boss' || o.boss !== undefined, {
   path: ['writesThrough'],

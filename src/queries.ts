@@ -10,6 +10,8 @@ import { parseOptions } from './options.ts';
 import { boundedRead } from './reads.ts';
 import { toJobLogListRow, toJobLogRow } from './rows.ts';
 import { byJid, LIST_COLUMNS } from './sql.ts';
+import { addTo, bucketSql, percentile, type Histogram } from './digest.ts';
+import { assertSummaryTables } from './summary-tables.ts';
 import type {
   BossJobState,
   FindQuery,
@@ -173,7 +175,88 @@ export async function get(prisma: PrismaLike, jid: string, options?: ReadOptions
 // hour and '1 week' buckets on Mondays, whatever `since` is.
 const BUCKET_ORIGIN = '2001-01-01T00:00:00Z';
 
-const SETTLED_RUN = `state IN ('finished', 'failed', 'dead')`;
+const SETTLED_RUN = `l.state IN ('finished', 'failed', 'dead')`;
+
+// The summarised periods inside the window (maintenance/summariser.ts): whole UTC days and whole
+// hours whose summaries are not stale. $1 since, $2 until
+const periodsSql = `
+SELECT coalesce(array_agg(start ORDER BY start) FILTER (WHERE span = 'hour'), '{}') AS hours,
+       coalesce(array_agg(start ORDER BY start) FILTER (WHERE span = 'day'), '{}') AS days
+  FROM job_log_periods
+ WHERE NOT stale AND start >= $1::timestamptz
+   AND start + CASE span WHEN 'day' THEN interval '1 day' ELSE interval '1 hour' END <= $2::timestamptz`;
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+interface Periods {
+  /** Summarised hours, ascending. */
+  hours: Date[];
+  days: Date[];
+}
+
+/** The parts of [since, until) no summarised hour covers, read live: edges, open hour, stale or unsummarised hours. */
+function gapsOf(since: Date, until: Date, hours: readonly Date[]): [Date, Date][] {
+  const gaps: [Date, Date][] = [];
+  let from = since.getTime();
+  for (const hour of hours) {
+    if (hour.getTime() > from) gaps.push([new Date(from), hour]);
+    from = hour.getTime() + HOUR_MS;
+  }
+  if (until.getTime() > from) gaps.push([new Date(from), until]);
+  return gaps;
+}
+
+/**
+ * The rows of the gaps, as a WHERE clause: each gap's bounds are parameters of their own, so the
+ * planner sees them and reads each through the started_at index (a join to a list of gaps made it
+ * guess a ninth of the table per gap, then scan it). `values` receives the bounds.
+ */
+function liveRows(gaps: [Date, Date][], values: unknown[]): string {
+  if (gaps.length === 0) return 'false';
+  return `(${gaps.map(([lo, hi]) => {
+    values.push(lo, hi);
+    return `(l.started_at >= $${values.length - 1}::timestamptz AND l.started_at < $${values.length}::timestamptz)`;
+  }).join(' OR ')})`;
+}
+
+const stateSums = JOB_STATES.map((s) => `sum(${s})::int AS "${s}"`).join(', ');
+const TYPES_FILTER = (column: string) => `($1::text[] IS NULL OR ${column}::text = ANY ($1::text[]))`;
+
+// $1 types or null, $2 spans and $3 starts of the summaries read; then the gaps' bounds.
+const byTypeSql = (live: string) => `
+WITH used AS (
+  SELECT * FROM unnest($2::text[], $3::timestamptz[]) AS u(span, start)
+), summary AS (
+  SELECT t.* FROM used u JOIN job_log_period_types t ON t.span = u.span AND t.start = u.start
+   WHERE ${TYPES_FILTER('t.job_type')}
+), live AS (
+  SELECT l.job_type, l.state, l.duration_ms FROM job_logs l WHERE ${live} AND ${TYPES_FILTER('l.job_type')}
+), from_summary AS (
+  SELECT job_type, ${stateSums}, sum(finished + failed + dead)::int AS runs, max(duration_max) AS max
+    FROM summary GROUP BY job_type
+), from_live AS (
+  SELECT job_type, ${JOB_STATES.map((s) => `count(*) FILTER (WHERE l.state = '${s}')::int AS "${s}"`).join(', ')},
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${SETTLED_RUN}) AS p50,
+         percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${SETTLED_RUN}) AS p95,
+         max(duration_ms) FILTER (WHERE ${SETTLED_RUN}) AS max
+    FROM live l GROUP BY job_type
+), histogram AS (
+  SELECT job_type, b, sum(n)::int AS n FROM (
+    SELECT s.job_type, x.b, x.n FROM summary s CROSS JOIN LATERAL unnest(s.duration_buckets, s.duration_counts) AS x(b, n)
+    UNION ALL
+    SELECT l.job_type, ${bucketSql('l.duration_ms')}, count(*) FROM live l
+     WHERE ${SETTLED_RUN} AND EXISTS (SELECT 1 FROM summary) GROUP BY 1, 2
+  ) y GROUP BY 1, 2
+)
+SELECT coalesce(s.job_type, l.job_type)::text AS job_type,
+       ${JOB_STATES.map((st) => `coalesce(s."${st}", 0) + coalesce(l."${st}", 0) AS "${st}"`).join(',\n       ')},
+       coalesce(s.runs, 0) AS summarised_runs, l.p50, l.p95, greatest(s.max, l.max) AS max,
+       (SELECT array_agg(b ORDER BY b) FROM histogram h WHERE h.job_type = coalesce(s.job_type, l.job_type)) AS buckets,
+       (SELECT array_agg(n ORDER BY b) FROM histogram h WHERE h.job_type = coalesce(s.job_type, l.job_type)) AS counts,
+       (SELECT count(*) FROM used u JOIN job_log_periods p ON p.span = u.span AND p.start = u.start)::int AS found
+  FROM from_summary s FULL JOIN from_live l ON l.job_type = s.job_type
+ ORDER BY 1`;
 
 /** Per job type: counts by state, failure rate, duration percentiles; optionally per bucket. */
 export async function stats(prisma: PrismaLike, query: StatsQuery, options?: ReadOptions): Promise<StatsResult> {
@@ -185,30 +268,34 @@ export async function stats(prisma: PrismaLike, query: StatsQuery, options?: Rea
     throw new InvalidOptionsError('stats', [{ path: 'until', message: 'must be later than since' }]);
   }
   const bucket = q.bucket === undefined ? undefined : normaliseBucket(q.bucket, since, until);
-
-  const where = new Where();
-  where.add((p) => `started_at >= ${p}::timestamptz`, since);
-  where.add((p) => `started_at < ${p}::timestamptz`, until);
-  if (q.types) where.add((p) => `job_type::text = ANY (${p}::text[])`, q.types);
-
-  const byTypeSql = `
-SELECT job_type::text AS job_type, count(*)::int AS total,
-       ${JOB_STATES.map((s) => `count(*) FILTER (WHERE state = '${s}')::int AS "${s}"`).join(',\n       ')},
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${SETTLED_RUN}) AS p50,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${SETTLED_RUN}) AS p95,
-       max(duration_ms) FILTER (WHERE ${SETTLED_RUN}) AS max
-  FROM job_logs ${where}
- GROUP BY job_type
- ORDER BY job_type::text`;
+  await assertSummaryTables(prisma, 'stats');
   return boundedRead(prisma, 'stats', options, async (db) => {
-    const rawTypes = (await db.$queryRawUnsafe<Record<string, unknown>[]>(byTypeSql, ...where.values)) ?? [];
-    const result: StatsResult = { since, until, byType: rawTypes.map(toTypeStats) };
-    if (bucket) result.buckets = await bucketCounts(db, where, bucket);
-    return result;
+    for (let tries = 1; ; tries++) {
+      const [raw] = (await db.$queryRawUnsafe<{ hours: (Date | string)[]; days: (Date | string)[] }[]>(periodsSql, since, until)) ?? [];
+      const periods: Periods = { hours: (raw?.hours ?? []).map((d) => new Date(d)), days: (raw?.days ?? []).map((d) => new Date(d)) };
+      const byType = await typeStats(db, since, until, periods, q.types ?? null);
+      // A summary pass deleted a stale summary between the two statements: read again.
+      if (!byType && tries < 3) continue;
+      const result: StatsResult = { since, until, byType: byType ?? [] };
+      if (bucket) result.buckets = await bucketCounts(db, since, until, bucket.wholeHours ? periods.hours : [], bucket.interval, q.types ?? null);
+      return result;
+    }
   });
 }
 
-function normaliseBucket(bucket: string, since: Date, until: Date): string {
+/** Null when a summary it meant to read was gone by then. */
+async function typeStats(db: PrismaLike, since: Date, until: Date, periods: Periods, types: string[] | null): Promise<JobTypeStats[] | null> {
+  const inDay = new Set(periods.days.map((d) => d.getTime()));
+  const hours = periods.hours.filter((h) => !inDay.has(h.getTime() - (h.getTime() % DAY_MS)));
+  const spans = [...periods.days.map(() => 'day'), ...hours.map(() => 'hour')];
+  const values: unknown[] = [types, spans, [...periods.days, ...hours]];
+  const statement = byTypeSql(liveRows(gapsOf(since, until, periods.hours), values));
+  const raw = (await db.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...values)) ?? [];
+  if (raw.some((r) => Number(r.found) < spans.length)) return null;
+  return raw.map(toTypeStats);
+}
+
+function normaliseBucket(bucket: string, since: Date, until: Date): { interval: string; wholeHours: boolean } {
   const [, n, unit] = BUCKET.exec(bucket)! as unknown as [string, string, keyof typeof BUCKET_MS];
   const width = bucketMs(bucket);
   const count = Math.ceil((until.getTime() - since.getTime()) / width) + 1;
@@ -217,26 +304,35 @@ function normaliseBucket(bucket: string, since: Date, until: Date): string {
       { path: 'bucket', message: `'${bucket}' makes ${count} buckets between since and until; at most ${STATS_MAX_BUCKETS}, choose a wider bucket` },
     ]);
   }
-  return `${Number(n)} ${unit}s`;
+  return { interval: `${Number(n)} ${unit}s`, wholeHours: width % HOUR_MS === 0 };
 }
 
-// $1 and $2 are since and until: `where` always starts with them.
-async function bucketCounts(prisma: PrismaLike, where: Where, bucket: string): Promise<StatsBucketRow[]> {
-  const values = [...where.values, bucket, BUCKET_ORIGIN];
-  const b = `$${values.length - 1}::interval`;
-  const origin = `$${values.length}::timestamptz`;
-  const statement = `
+// Buckets of whole hours (the origin is on the hour) add up the summarised hours' counts; other
+// buckets read every row live (`hours` empty).
+// $1 types or null, $2 interval, $3 origin, $4 since, $5 until, $6 summarised hours; then the gaps' bounds.
+const bucketStatement = (live: string) => `
 WITH counted AS (
-  SELECT date_bin(${b}, started_at, ${origin}) AS at, count(*)::int AS total,
-         count(*) FILTER (WHERE state IN ('failed', 'dead'))::int AS failed
-    FROM job_logs ${where}
+  SELECT date_bin($2::interval, at, $3::timestamptz) AS at, sum(total)::int AS total, sum(failed)::int AS failed FROM (
+    SELECT t.start AS at, t.started + t.finished + t.failed + t.dead + t.skipped AS total, t.failed + t.dead AS failed
+      FROM unnest($6::timestamptz[]) AS h(start)
+      JOIN job_log_period_types t ON t.span = 'hour' AND t.start = h.start
+     WHERE ${TYPES_FILTER('t.job_type')}
+    UNION ALL
+    SELECT l.started_at, 1, (l.state IN ('failed', 'dead'))::int FROM job_logs l WHERE ${live} AND ${TYPES_FILTER('l.job_type')}
+  ) x
    GROUP BY 1
 )
 SELECT s.at, coalesce(c.total, 0) AS total, coalesce(c.failed, 0) AS failed
-  FROM generate_series(date_bin(${b}, $1::timestamptz, ${origin}), $2::timestamptz - interval '1 millisecond', ${b}) AS s(at)
+  FROM generate_series(date_bin($2::interval, $4::timestamptz, $3::timestamptz), $5::timestamptz - interval '1 millisecond', $2::interval) AS s(at)
   LEFT JOIN counted c ON c.at = s.at
  ORDER BY s.at`;
-  const raw = (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...values)) ?? [];
+
+async function bucketCounts(
+  db: PrismaLike, since: Date, until: Date, hours: Date[], interval: string, types: string[] | null,
+): Promise<StatsBucketRow[]> {
+  const values: unknown[] = [types, interval, BUCKET_ORIGIN, since, until, hours];
+  const statement = bucketStatement(liveRows(gapsOf(since, until, hours), values));
+  const raw = (await db.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...values)) ?? [];
   return raw.map((r) => ({ at: new Date(r.at as Date | string), total: Number(r.total), failed: Number(r.failed) }));
 }
 
@@ -245,14 +341,20 @@ const num = (v: unknown): number | null => (v == null ? null : Number(v));
 function toTypeStats(raw: Record<string, unknown>): JobTypeStats {
   const counts = Object.fromEntries(JOB_STATES.map((s) => [s, Number(raw[s])])) as Record<JobState, number>;
   const settled = counts.finished + counts.failed + counts.dead;
+  const max = num(raw.max);
+  // Exact percentiles while every settled run was read live; from the combined histogram once
+  // summaries take part.
+  const approximate = Number(raw.summarised_runs) > 0;
+  const histogram: Histogram = new Map();
+  if (approximate) addTo(histogram, (raw.buckets as number[] | null) ?? [], (raw.counts as number[] | null) ?? []);
   return {
     jobType: String(raw.job_type),
-    total: Number(raw.total),
+    total: JOB_STATES.reduce((sum, s) => sum + counts[s], 0),
     counts,
     failureRate: settled === 0 ? null : (counts.failed + counts.dead) / settled,
-    p50Ms: num(raw.p50),
-    p95Ms: num(raw.p95),
-    maxMs: num(raw.max),
+    p50Ms: approximate ? percentile(histogram, 0.5, max) : num(raw.p50),
+    p95Ms: approximate ? percentile(histogram, 0.95, max) : num(raw.p95),
+    maxMs: max,
   };
 }
 

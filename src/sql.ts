@@ -17,6 +17,21 @@ export const SECTION_COLUMNS = ['user_id', 'group'] as const;
 /** Whole milliseconds from `since` (a column or parameter) to now: duration_ms, waited_ms. */
 const msSince = (since: string) => `round(extract(epoch FROM clock_timestamp() - ${since}) * 1000)`;
 
+/**
+ * Marks the summarised hour and UTC day of each `started_at` in `fromSql` stale (see
+ * maintenance/summariser.ts): for a statement that deletes a settled row or moves it out of its
+ * hour. A mark that does not exist yet is written stale, so a summary pass running at the same time
+ * cannot summarise that hour from a snapshot taken before the change (its insert meets the mark).
+ * `fromSql` is a FROM clause with a column `started_at`.
+ */
+export const markStale = (fromSql: string) => `
+  INSERT INTO job_log_periods (span, start, stale)
+  SELECT DISTINCT p.span, p.start, true
+    FROM ${fromSql}
+   CROSS JOIN LATERAL (VALUES ('hour', date_trunc('hour', started_at, 'UTC')),
+                              ('day', date_trunc('day', started_at, 'UTC'))) AS p(span, start)
+  ON CONFLICT (span, start) DO UPDATE SET stale = true`;
+
 /** How many entries `errors` keeps: the first attempt's (how it began) and the latest ERRORS_KEPT − 1. */
 export const ERRORS_KEPT = 20;
 
@@ -392,12 +407,18 @@ RETURNING id`;
  * attempt pg-boss will run; the clock starts again. $1 jid, $2 the note (json)
  */
 export const reopenForRetry = `
-UPDATE job_logs
-   SET state = 'started', started_at = clock_timestamp(), finished_at = NULL, duration_ms = NULL,
-       max_attempts = GREATEST(max_attempts, attempt + 1),
-       errors = ${appendError('errors', 'attempt', '$2::jsonb')}, updated_at = clock_timestamp()
- WHERE jid = $1::uuid AND state IN ('dead', 'failed')
-RETURNING id`;
+WITH old AS (
+  SELECT id, started_at FROM job_logs WHERE jid = $1::uuid AND state IN ('dead', 'failed') FOR UPDATE
+), reopened AS (
+  UPDATE job_logs j
+     SET state = 'started', started_at = clock_timestamp(), finished_at = NULL, duration_ms = NULL,
+         max_attempts = GREATEST(j.max_attempts, j.attempt + 1),
+         errors = ${appendError('j.errors', 'j.attempt', '$2::jsonb')}, updated_at = clock_timestamp()
+    FROM old
+   WHERE j.id = old.id AND j.state IN ('dead', 'failed')
+  RETURNING j.id, old.started_at
+), stale AS (${markStale('reopened')})
+SELECT id FROM reopened`;
 
 /** Record an action in a row's history. $1 jid, $2 the note (json) */
 export const noteAction = `

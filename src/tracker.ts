@@ -45,10 +45,10 @@ export interface BusyEvent {
 /** Something the caller should know but that did not stop the job (a fenced write, a lost write). */
 export interface JobLogWarning {
   /**
-   * `REAP_FAILED` / `PRUNE_FAILED`: a pass of the interval failed (it runs again next time).
+   * `REAP_FAILED` / `PRUNE_FAILED` / `SUMMARISE_FAILED`: a pass of the interval failed (it runs again next time).
    * `LISTENER_FAILED`: a listener of `settled`, `busy`, `reaped` or `pruned` threw.
    */
-  code: 'STALE_ATTEMPT' | 'LOG_WRITE_FAILED' | 'REAP_FAILED' | 'PRUNE_FAILED' | 'LISTENER_FAILED';
+  code: 'STALE_ATTEMPT' | 'LOG_WRITE_FAILED' | 'REAP_FAILED' | 'PRUNE_FAILED' | 'SUMMARISE_FAILED' | 'LISTENER_FAILED';
   message: string;
   /** The job's id and attempt, for the job warnings. */
   jid?: string;

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { pointInPastSchema } from '../duration.ts';
 import { parseOptions, PRUNABLE_STATES, prunableStatesSchema } from '../options.ts';
+import { markStale } from '../sql.ts';
 import type { PrismaLike, PruneOptions, PruneResult } from '../types.ts';
 
 export const PRUNE_DEFAULT_BATCH = 5000;
@@ -21,7 +22,8 @@ export const pruneOptionsSchema = z.strictObject({
 // it deletes, and the next batch resumes where this one ended (`finished_at >= $3`) instead of
 // walking again over the index entries of rows already deleted. The DELETE finds each row by its
 // primary key (`id = ANY (ARRAY …)`: a join here made the planner read the whole primary key).
-// SKIP LOCKED: a row another transaction holds is left for the next run.
+// SKIP LOCKED: a row another transaction holds is left for the next run. The summaries of the
+// hours it deleted from are marked stale (stats() reads them live until the next summary pass).
 // $1 state, $2 cut-off, $3 resume from (null: the start), $4 batch size
 export const deleteBatch = `
 WITH doomed AS (
@@ -31,8 +33,8 @@ WITH doomed AS (
    LIMIT $4::int
    FOR UPDATE SKIP LOCKED
 ), deleted AS (
-  DELETE FROM job_logs WHERE id = ANY (ARRAY (SELECT id FROM doomed)) RETURNING finished_at
-)
+  DELETE FROM job_logs WHERE id = ANY (ARRAY (SELECT id FROM doomed)) RETURNING finished_at, started_at
+), stale AS (${markStale('deleted')})
 SELECT count(*)::int AS n, max(finished_at) AS last FROM deleted`;
 
 /** $1 states, $2 cut-off */

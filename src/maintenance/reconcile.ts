@@ -7,6 +7,7 @@
 // - the row is `finished` by the attempt pg-boss failed → the handler did finish: the pg-boss job
 //   is marked `completed` (its output keeps what pg-boss had), so both say the same.
 import { isValueError } from '../db-errors.ts';
+import { markStale } from '../sql.ts';
 import type { PrismaLike } from '../types.ts';
 
 /** Jobs ended this long before the last pass's newest are read again (commit order is not completion order). */
@@ -49,7 +50,8 @@ WITH tracked AS (
          clock_timestamp(), clock_timestamp()
     FROM reasons r
   ON CONFLICT DO NOTHING
-  RETURNING jid::text AS jid
+  RETURNING jid::text AS jid, started_at
+), stale AS (${markStale('recorded')} -- the row starts when pg-boss started the job: maybe an hour already summarised
 ), agreed AS (
   UPDATE "${bossSchema}".job b
      SET state = 'completed',

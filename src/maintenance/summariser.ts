@@ -1,0 +1,131 @@
+// Summaries for stats(): each closed hour is summarised once (counts per job type and state, a
+// duration histogram of the settled runs, the exact maximum) into job_log_periods /
+// job_log_period_types, and each UTC day whose 24 hours are summarised is summed into a day row.
+// stats() reads the summaries of the whole hours and days of its window and scans only the rest.
+//
+// What keeps a summary true:
+// - an hour is summarised only once it ended `graceSeconds` ago (a row's started_at is the clock of
+//   its insert; the grace covers a transaction that commits after the hour ended) and only when no
+//   row of it is `started`: a `started` row still changes (settle, reaper, cancel), so its hour
+//   stays live until the row is settled;
+// - the statements that change a settled row's hour (retry moves the row to now, prune deletes it,
+//   the reconciler writes a row with pg-boss's start time) mark that hour and its day stale in the
+//   same statement (sql.markStale); the next pass deletes stale summaries and summarises again.
+// Every statement is idempotent and safe from many processes at once: a period is claimed by
+// inserting its mark (`ON CONFLICT DO NOTHING`), and only the statement that inserted it writes
+// its rows. Each statement is its own short transaction; a pass goes on until nothing is left, so
+// it catches up after downtime.
+import { assertSummaryTables } from '../summary-tables.ts';
+import { bucketSql } from '../digest.ts';
+import { parseOptions, summaryScheduleSchema } from '../options.ts';
+import type { PrismaLike, SummariseResult } from '../types.ts';
+
+/** Hours (or days) per statement: a week of rows is a few seconds' work at most. */
+const PERIODS_PER_STATEMENT = 168;
+
+export const summariseOptionsSchema = summaryScheduleSchema.pick({ graceSeconds: true });
+
+const STATES = ['started', 'finished', 'failed', 'dead', 'skipped'] as const;
+const SETTLED_RUN = `l.state IN ('finished', 'failed', 'dead')`;
+
+/** $1 how many stale periods to delete. */
+export const deleteStale = `
+DELETE FROM job_log_periods
+ WHERE (span, start) IN (SELECT span, start FROM job_log_periods WHERE stale ORDER BY span, start LIMIT $1::int FOR UPDATE SKIP LOCKED)
+RETURNING span`;
+
+/** $1 grace seconds, $2 hours per statement. Returns the hours summarised. */
+export const summariseHours = `
+WITH bounds AS (
+  SELECT date_trunc('hour', min(started_at), 'UTC') AS first,
+         date_trunc('hour', clock_timestamp() - $1::float8 * interval '1 second', 'UTC') AS closed
+    FROM job_logs
+), candidates AS (
+  SELECT h FROM bounds b, generate_series(b.first, b.closed - interval '1 hour', interval '1 hour') AS h
+   WHERE NOT EXISTS (SELECT 1 FROM job_log_periods p WHERE p.span = 'hour' AND p.start = h)
+     AND NOT EXISTS (SELECT 1 FROM job_logs s
+                      WHERE s.state = 'started' AND s.started_at >= h AND s.started_at < h + interval '1 hour')
+   ORDER BY h
+   LIMIT $2::int
+), marked AS (
+  INSERT INTO job_log_periods (span, start, summarised_at)
+  SELECT 'hour', h, clock_timestamp() FROM candidates ORDER BY h
+  ON CONFLICT DO NOTHING
+  RETURNING start
+), per_bucket AS (
+  SELECT m.start, l.job_type,
+         CASE WHEN ${SETTLED_RUN} THEN ${bucketSql('l.duration_ms')} END AS b,
+         ${STATES.map((s) => `count(*) FILTER (WHERE l.state = '${s}')::int AS ${s}`).join(', ')},
+         count(*) FILTER (WHERE ${SETTLED_RUN})::int AS runs,
+         max(l.duration_ms) FILTER (WHERE ${SETTLED_RUN}) AS duration_max
+    FROM marked m
+    JOIN job_logs l ON l.started_at >= m.start AND l.started_at < m.start + interval '1 hour'
+   GROUP BY 1, 2, 3
+), written AS (
+  INSERT INTO job_log_period_types (span, start, job_type, ${STATES.join(', ')}, duration_max, duration_buckets, duration_counts)
+  SELECT 'hour', start, job_type, ${STATES.map((s) => `sum(${s})`).join(', ')}, max(duration_max),
+         coalesce(array_agg(b ORDER BY b) FILTER (WHERE b IS NOT NULL), '{}'),
+         coalesce(array_agg(runs ORDER BY b) FILTER (WHERE b IS NOT NULL), '{}')
+    FROM per_bucket
+   GROUP BY start, job_type
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM marked)::int AS periods, (SELECT count(*) FROM written)::int AS rows`;
+
+/** $1 days per statement. Sums the hour rows of each UTC day whose 24 hours are summarised. Returns the days. */
+export const summariseDays = `
+WITH candidates AS (
+  SELECT date_trunc('day', start, 'UTC') AS d FROM job_log_periods
+   WHERE span = 'hour' AND NOT stale
+   GROUP BY 1 HAVING count(*) = 24
+  EXCEPT
+  SELECT start FROM job_log_periods WHERE span = 'day'
+   ORDER BY 1
+   LIMIT $1::int
+), marked AS (
+  INSERT INTO job_log_periods (span, start, summarised_at)
+  SELECT 'day', d, clock_timestamp() FROM candidates ORDER BY d
+  ON CONFLICT DO NOTHING
+  RETURNING start
+), hours AS (
+  SELECT m.start AS day, t.* FROM marked m
+    JOIN job_log_period_types t ON t.span = 'hour' AND t.start >= m.start AND t.start < m.start + interval '1 day'
+), merged AS (
+  SELECT h.day, h.job_type, x.b, sum(x.n)::int AS n
+    FROM hours h CROSS JOIN LATERAL unnest(h.duration_buckets, h.duration_counts) AS x(b, n)
+   GROUP BY 1, 2, 3
+), written AS (
+  INSERT INTO job_log_period_types (span, start, job_type, ${STATES.join(', ')}, duration_max, duration_buckets, duration_counts)
+  SELECT 'day', h.day, h.job_type, ${STATES.map((s) => `sum(h.${s})`).join(', ')}, max(h.duration_max),
+         coalesce((SELECT array_agg(b ORDER BY b) FROM merged x WHERE x.day = h.day AND x.job_type = h.job_type), '{}'),
+         coalesce((SELECT array_agg(n ORDER BY b) FROM merged x WHERE x.day = h.day AND x.job_type = h.job_type), '{}')
+    FROM hours h
+   GROUP BY h.day, h.job_type
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM marked)::int AS periods, (SELECT count(*) FROM written)::int AS rows`;
+
+async function repeat(prisma: PrismaLike, statement: string, values: unknown[], limit: number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const [row] = (await prisma.$queryRawUnsafe<{ periods: number }[]>(statement, ...values)) ?? [];
+    const n = Number(row?.periods ?? 0);
+    total += n;
+    if (n < limit) return total;
+  }
+}
+
+/** One summary pass: redo stale periods, summarise every closed hour not yet summarised, then the days. */
+export async function summarise(prisma: PrismaLike, options: { graceSeconds?: number } = {}): Promise<SummariseResult> {
+  const o = parseOptions(summariseOptionsSchema, options, 'summarise');
+  await assertSummaryTables(prisma, 'summarise');
+  let redone = 0;
+  for (;;) {
+    const rows = (await prisma.$queryRawUnsafe<unknown[]>(deleteStale, PERIODS_PER_STATEMENT)) ?? [];
+    redone += rows.length;
+    if (rows.length < PERIODS_PER_STATEMENT) break;
+  }
+  const hours = await repeat(prisma, summariseHours, [o.graceSeconds, PERIODS_PER_STATEMENT], PERIODS_PER_STATEMENT);
+  const days = await repeat(prisma, summariseDays, [PERIODS_PER_STATEMENT], PERIODS_PER_STATEMENT);
+  return { hours, days, redone };
+}
