@@ -243,7 +243,7 @@ WITH used AS (
     FROM live l GROUP BY job_type
 ), histogram AS (
   SELECT job_type, b, sum(n)::int AS n FROM (
-    SELECT s.job_type, x.b, x.n FROM summary s CROSS JOIN LATERAL unnest(s.duration_buckets, s.duration_counts) AS x(b, n)
+    SELECT job_type, unnest(duration_buckets) AS b, unnest(duration_counts) AS n FROM summary
     UNION ALL
     SELECT l.job_type, ${bucketSql('l.duration_ms')}, count(*) FROM live l
      WHERE ${SETTLED_RUN} AND EXISTS (SELECT 1 FROM summary) GROUP BY 1, 2

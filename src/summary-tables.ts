@@ -1,5 +1,5 @@
 // The tables of stats()' summaries (maintenance/summariser.ts) come with a migration of their own.
-import { JobLogError } from './errors.ts';
+import { LogTableError } from './errors.ts';
 import type { PrismaLike } from './types.ts';
 
 const TABLES_EXIST = `SELECT to_regclass('job_log_periods') IS NOT NULL AND to_regclass('job_log_period_types') IS NOT NULL AS found`;
@@ -17,7 +17,7 @@ export function assertSummaryTables(prisma: PrismaLike, where: string): Promise<
   if (!check) {
     check = Promise.resolve(prisma.$queryRawUnsafe<{ found: boolean }[]>(TABLES_EXIST)).then(([row]) => {
       if (row?.found !== true) {
-        throw new JobLogError(
+        throw new LogTableError(
           'SUMMARIES_MISSING',
           `${where}: tables job_log_periods and job_log_period_types not found; copy the JobLogPeriod and JobLogPeriodType ` +
             'models into your schema and run `npx prisma migrate dev` (see docs/adding-to-your-app.md, "Upgrading")',

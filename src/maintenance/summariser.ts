@@ -34,32 +34,48 @@ DELETE FROM job_log_periods
  WHERE (span, start) IN (SELECT span, start FROM job_log_periods WHERE stale ORDER BY span, start LIMIT $1::int FOR UPDATE SKIP LOCKED)
 RETURNING span`;
 
-/** $1 grace seconds, $2 hours per statement. Returns the hours summarised. */
-export const summariseHours = `
+/**
+ * The closed hours not summarised yet, oldest first: from the hour of the oldest row to the last
+ * hour that ended `graceSeconds` ago, without a `started` row. A statement of its own: planned
+ * together with the summarising insert, an idle pass cost a second (the insert's estimate made
+ * PostgreSQL JIT-compile a statement that had nothing to do).
+ * $1 grace seconds, $2 at most this many
+ */
+export const unsummarisedHours = `
 WITH bounds AS (
   SELECT date_trunc('hour', min(started_at), 'UTC') AS first,
          date_trunc('hour', clock_timestamp() - $1::float8 * interval '1 second', 'UTC') AS closed
     FROM job_logs
-), candidates AS (
+)
+SELECT coalesce(array_agg(h ORDER BY h), '{}') AS hours FROM (
   SELECT h FROM bounds b, generate_series(b.first, b.closed - interval '1 hour', interval '1 hour') AS h
    WHERE NOT EXISTS (SELECT 1 FROM job_log_periods p WHERE p.span = 'hour' AND p.start = h)
      AND NOT EXISTS (SELECT 1 FROM job_logs s
                       WHERE s.state = 'started' AND s.started_at >= h AND s.started_at < h + interval '1 hour')
    ORDER BY h
    LIMIT $2::int
-), marked AS (
+) c`;
+
+/**
+ * Summarise the hours $1 (ascending): claim each by inserting its mark; only the hours this
+ * statement claimed get rows, read from [$2, $3) (the hours' span: bounds the planner sees).
+ * Returns the hours claimed.
+ */
+export const summariseHours = `
+WITH marked AS (
   INSERT INTO job_log_periods (span, start, summarised_at)
-  SELECT 'hour', h, clock_timestamp() FROM candidates ORDER BY h
+  SELECT 'hour', h, clock_timestamp() FROM unnest($1::timestamptz[]) AS h ORDER BY h
   ON CONFLICT DO NOTHING
   RETURNING start
 ), per_bucket AS (
-  SELECT m.start, l.job_type,
+  SELECT date_trunc('hour', l.started_at, 'UTC') AS start, l.job_type,
          CASE WHEN ${SETTLED_RUN} THEN ${bucketSql('l.duration_ms')} END AS b,
          ${STATES.map((s) => `count(*) FILTER (WHERE l.state = '${s}')::int AS ${s}`).join(', ')},
          count(*) FILTER (WHERE ${SETTLED_RUN})::int AS runs,
          max(l.duration_ms) FILTER (WHERE ${SETTLED_RUN}) AS duration_max
-    FROM marked m
-    JOIN job_logs l ON l.started_at >= m.start AND l.started_at < m.start + interval '1 hour'
+    FROM job_logs l
+   WHERE l.started_at >= $2::timestamptz AND l.started_at < $3::timestamptz
+     AND date_trunc('hour', l.started_at, 'UTC') IN (SELECT start FROM marked)
    GROUP BY 1, 2, 3
 ), written AS (
   INSERT INTO job_log_period_types (span, start, job_type, ${STATES.join(', ')}, duration_max, duration_buckets, duration_counts)
@@ -125,7 +141,17 @@ export async function summarise(prisma: PrismaLike, options: { graceSeconds?: nu
     redone += rows.length;
     if (rows.length < PERIODS_PER_STATEMENT) break;
   }
-  const hours = await repeat(prisma, summariseHours, [o.graceSeconds, PERIODS_PER_STATEMENT], PERIODS_PER_STATEMENT);
+  let hours = 0;
+  for (;;) {
+    const [found] = (await prisma.$queryRawUnsafe<{ hours: (Date | string)[] }[]>(unsummarisedHours, o.graceSeconds, PERIODS_PER_STATEMENT)) ?? [];
+    const todo = (found?.hours ?? []).map((h) => new Date(h));
+    if (todo.length === 0) break;
+    const [done] = (await prisma.$queryRawUnsafe<{ periods: number }[]>(
+      summariseHours, todo, todo[0], new Date(todo.at(-1)!.getTime() + 3_600_000),
+    )) ?? [];
+    hours += Number(done?.periods ?? 0);
+    if (todo.length < PERIODS_PER_STATEMENT) break;
+  }
   const days = await repeat(prisma, summariseDays, [PERIODS_PER_STATEMENT], PERIODS_PER_STATEMENT);
   return { hours, days, redone };
 }
