@@ -11,6 +11,7 @@ import * as sql from '../src/sql.ts';
 import { deleteBatch } from '../src/maintenance/pruner.ts';
 import { makeRows } from '../scripts/lib/make-rows.ts';
 import { setupTestDb } from './helpers/db.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const db = setupTestDb('summaries');
 const HOUR = 3_600_000;
@@ -193,6 +194,21 @@ describe('summaries', () => {
     expect(pass.redone).toBeGreaterThan(0);
     expect(pass.hours).toBeGreaterThan(0);
     await expectAgrees(await joblog.stats(window));
+  });
+
+  test('createJobLog({ summaries }) runs a pass on an interval until stop(), reporting each pass that wrote something', async () => {
+    await row('welcome_email', 'finished', hourAgo(5), 12);
+    const joblog = createJobLog({ prisma: db.prisma, summaries: { intervalSeconds: 0.2 } });
+    const seen: unknown[] = [];
+    joblog.on('summarised', (r) => seen.push(r));
+    try {
+      await waitFor('a summarised event', async () => seen.length > 0, 10_000);
+      expect(seen[0]).toMatchObject({ hours: expect.any(Number), redone: 0 });
+      expect((seen[0] as { hours: number }).hours).toBeGreaterThan(0);
+    } finally {
+      joblog.stop();
+    }
+    expect(() => createJobLog({ prisma: db.prisma, summaries: { intervalSeconds: 0 } })).toThrow(/summaries\.intervalSeconds: must be at least 0\.1/);
   });
 
   test('a database without the summary tables is refused with the migration to apply', async () => {
