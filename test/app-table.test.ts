@@ -2,6 +2,7 @@
 // user_id is text, uuid, integer or bigint with a foreign key to the app's "User" (ON DELETE
 // RESTRICT), and it has a column of its own that workers fill with `fields`.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -30,7 +31,14 @@ CREATE TABLE ${s}.history (
   duration_ms float8, waited_ms int, lease_until timestamptz(3), error jsonb, errors jsonb NOT NULL DEFAULT '[]',
   created_at timestamptz(3) NOT NULL DEFAULT now(), updated_at timestamptz(3) NOT NULL DEFAULT now(),
   organization_id integer);
-CREATE UNIQUE INDEX history_one_holder ON ${s}.history (user_id, "group") WHERE state = 'started';`;
+CREATE UNIQUE INDEX history_one_holder ON ${s}.history (user_id, "group") WHERE state = 'started';
+${summaryTables(s, `${s}."Kind"`)}`;
+}
+
+/** The summary tables of stats(), as the package's migration makes them, in schema `s` with the app's job type enum. */
+function summaryTables(s: string, jobType: string): string {
+  const migration = readFileSync(new URL('../prisma/migrations/20261202200000_stats_summaries/migration.sql', import.meta.url), 'utf8');
+  return migration.replaceAll('"JobType"', jobType).replace(/"(job_log_periods|job_log_period_types)"(?!_)/g, `${s}."$1"`);
 }
 
 interface IdCase {
@@ -251,6 +259,8 @@ describe('the app\'s table, checked at start-up', () => {
 
   test('stats, sections, prune and reap run on the app\'s table', async () => {
     const { joblog } = await appLog('app_integer');
+    // the summaries live in the app's schema, keyed by its enum (none of its rows is old enough)
+    expect(await joblog.summarise({ graceSeconds: 0 })).toMatchObject({ redone: 0 });
     const stats = await joblog.stats({ since: new Date(Date.now() - 3_600_000) });
     expect(stats.byType.find((t) => t.jobType === 'sync')?.counts.finished).toBeGreaterThan(0);
     expect(await joblog.sections()).toEqual([]);
