@@ -121,13 +121,37 @@ WITH candidates AS (
 )
 SELECT (SELECT count(*) FROM marked)::int AS periods, (SELECT count(*) FROM written)::int AS rows`;
 
-async function repeat(prisma: PrismaLike, statement: string, values: unknown[], limit: number): Promise<number> {
-  let total = 0;
+/** Deletes the stale periods (their rows go with them), so the hour pass summarises them again. */
+async function redoStale(prisma: PrismaLike): Promise<number> {
+  let redone = 0;
   for (;;) {
-    const [row] = (await prisma.$queryRawUnsafe<{ periods: number }[]>(statement, ...values)) ?? [];
+    const rows = (await prisma.$queryRawUnsafe<unknown[]>(deleteStale, PERIODS_PER_STATEMENT)) ?? [];
+    redone += rows.length;
+    if (rows.length < PERIODS_PER_STATEMENT) return redone;
+  }
+}
+
+async function summariseClosedHours(prisma: PrismaLike, graceSeconds: number): Promise<number> {
+  let hours = 0;
+  for (;;) {
+    const [found] = (await prisma.$queryRawUnsafe<{ hours: (Date | string)[] }[]>(unsummarisedHours, graceSeconds, PERIODS_PER_STATEMENT)) ?? [];
+    const todo = (found?.hours ?? []).map((h) => new Date(h));
+    if (todo.length === 0) return hours;
+    const [done] = (await prisma.$queryRawUnsafe<{ periods: number }[]>(
+      summariseHours, todo, todo[0], new Date(todo.at(-1)!.getTime() + 3_600_000),
+    )) ?? [];
+    hours += Number(done?.periods ?? 0);
+    if (todo.length < PERIODS_PER_STATEMENT) return hours;
+  }
+}
+
+async function summariseFullDays(prisma: PrismaLike): Promise<number> {
+  let days = 0;
+  for (;;) {
+    const [row] = (await prisma.$queryRawUnsafe<{ periods: number }[]>(summariseDays, PERIODS_PER_STATEMENT)) ?? [];
     const n = Number(row?.periods ?? 0);
-    total += n;
-    if (n < limit) return total;
+    days += n;
+    if (n < PERIODS_PER_STATEMENT) return days;
   }
 }
 
@@ -135,23 +159,8 @@ async function repeat(prisma: PrismaLike, statement: string, values: unknown[], 
 export async function summarise(prisma: PrismaLike, options: { graceSeconds?: number } = {}): Promise<SummariseResult> {
   const o = parseOptions(summariseOptionsSchema, options, 'summarise');
   await assertSummaryTables(prisma, 'summarise');
-  let redone = 0;
-  for (;;) {
-    const rows = (await prisma.$queryRawUnsafe<unknown[]>(deleteStale, PERIODS_PER_STATEMENT)) ?? [];
-    redone += rows.length;
-    if (rows.length < PERIODS_PER_STATEMENT) break;
-  }
-  let hours = 0;
-  for (;;) {
-    const [found] = (await prisma.$queryRawUnsafe<{ hours: (Date | string)[] }[]>(unsummarisedHours, o.graceSeconds, PERIODS_PER_STATEMENT)) ?? [];
-    const todo = (found?.hours ?? []).map((h) => new Date(h));
-    if (todo.length === 0) break;
-    const [done] = (await prisma.$queryRawUnsafe<{ periods: number }[]>(
-      summariseHours, todo, todo[0], new Date(todo.at(-1)!.getTime() + 3_600_000),
-    )) ?? [];
-    hours += Number(done?.periods ?? 0);
-    if (todo.length < PERIODS_PER_STATEMENT) break;
-  }
-  const days = await repeat(prisma, summariseDays, [PERIODS_PER_STATEMENT], PERIODS_PER_STATEMENT);
+  const redone = await redoStale(prisma);
+  const hours = await summariseClosedHours(prisma, o.graceSeconds);
+  const days = await summariseFullDays(prisma);
   return { hours, days, redone };
 }
