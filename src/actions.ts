@@ -9,6 +9,7 @@ import { ACTION_ENTRY_NAME, toJobLogRow } from './rows.ts';
 import { NAME_CHARS, storableText } from './sanitise.ts';
 import { isSectionBusyError } from './section.ts';
 import * as sql from './sql.ts';
+import type { TransactionalPrisma } from './store.ts';
 import type { BossLike, JobLogRow, PrismaLike } from './types.ts';
 
 export type ActionName = 'retry' | 'cancel' | 'release';
@@ -26,8 +27,6 @@ export interface ActionResult {
 export interface ActionOptions {
   by?: string;
 }
-
-type TransactionalPrisma = PrismaLike & { $transaction<R>(fn: (tx: PrismaLike) => Promise<R>): Promise<R> };
 
 export interface ActionDeps {
   prisma: PrismaLike;
@@ -66,7 +65,7 @@ export async function retryJob(deps: ActionDeps, jid: string, options: ActionOpt
   }
   const note = { name: ACTION_ENTRY_NAME, code: 'RETRY_REQUESTED', message: `retry requested ${actor(options)}; the job had ended ${before.state}` };
   try {
-    await (deps.prisma as TransactionalPrisma).$transaction(async (tx) => {
+    await (deps.prisma as TransactionalPrisma).$transaction!(async (tx) => {
       const reopened = await tx.$queryRawUnsafe<unknown[]>(sql.reopenForRetry, jid, JSON.stringify(note));
       if (!reopened?.length) throw new ActionRefusedError('retry', jid, 'the row changed meanwhile; look again');
       const [job] = await tx.$queryRawUnsafe<{ state: string }[]>(`SELECT state::text AS state FROM "${deps.bossSchema}".job WHERE name = $1 AND id = $2::uuid`, before.queue, jid);
