@@ -22,6 +22,7 @@ import { summarise } from './maintenance/summariser.ts';
 import { cancelJob, releaseSection, retryJob, type ActionDeps, type ActionOptions, type ActionResult } from './actions.ts';
 import { BossReconciler } from './maintenance/reconcile.ts';
 import { BusyWaits } from './waiting.ts';
+import { loadTracer, type AttemptTracer } from './tracing.ts';
 import type {
   BossLike,
   FindQuery,
@@ -86,6 +87,7 @@ const inProgressSchema = z.strictObject({
 interface Opened {
   table: LogTable;
   store: LogStore;
+  tracer: AttemptTracer | undefined;
 }
 
 /** The job log of one application: tracked workers, sections and queries. */
@@ -107,6 +109,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   readonly #reconciler: BossReconciler;
   /** Every interval this log runs (the reaper's, the pruner's); stop() clears them all. */
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #tracing: boolean;
 
   /** @internal use createJobLog */
   constructor(options: JobLogOptions) {
@@ -118,6 +121,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     this.#bound = boundClient(this.#prisma, async () => (await this.#open()).table);
     this.#boss = parsed.boss as BossLike | undefined;
     this.#bossSchema = parsed.bossSchema;
+    this.#tracing = parsed.tracing;
     this.#waits = new BusyWaits(this.#prisma, parsed.bossSchema);
     this.#reconciler = new BossReconciler(parsed.bossSchema, RECONCILE_LOOKBACK_SECONDS);
     const reaper = parsed.reaper ?? (parsed.boss ? reaperOptionsSchema.parse({}) : false);
@@ -151,11 +155,11 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    * call reads again). Every statement the log runs is bound to it.
    */
   async #open(): Promise<Opened> {
-    this.#opened ??= readLogTable(this.#prisma, this.#tableName).then((table) => {
+    this.#opened ??= Promise.all([readLogTable(this.#prisma, this.#tableName), this.#tracing ? loadTracer() : undefined]).then(([table, tracer]) => {
       const store = new LogStore(this.#prisma, { table, ...(this.#writesThrough ? { query: this.#writesThrough } : {}) });
       store.onTerminal = (jids) => this.#emitSettled(jids);
       this.#sectionIndex = table.sectionIndex;
-      return { table, store };
+      return { table, store, tracer };
     });
     try {
       return await this.#opened;
@@ -261,10 +265,10 @@ export class JobLog extends EventEmitter<JobLogEvents> {
       `work('${name}')`,
     );
     await this.#assertJobType(type, `work('${name}')`);
-    const { table, store } = await this.#open();
+    const { table, store, tracer } = await this.#open();
     if (fields) table.assertFieldColumns(Object.keys(fields), `work('${name}')`);
     const busy = (event: BusyEvent) => this.#notify('busy', event);
-    const config = { queue: name, type, group, userId, userIdType: table.userIdType, fields, schema, onBusy, retryable, waits: this.#waits, busy } as Parameters<
+    const config = { queue: name, type, group, userId, userIdType: table.userIdType, fields, schema, onBusy, retryable, waits: this.#waits, busy, tracer } as Parameters<
       typeof createBatchHandler<T>
     >[1];
     const batch = createBatchHandler<T>(store, config, handler, (w) => this.#warn(w));

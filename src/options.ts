@@ -85,6 +85,7 @@ export const jobLogOptionsSchema = z.strictObject({
     message: 'expected false or { intervalSeconds?, graceSeconds? }',
   })).optional(),
   writesThrough: z.enum(['prisma', 'pg-boss'], { message: "expected 'prisma' or 'pg-boss'" }).default('prisma'),
+  tracing: z.boolean().default(true),
 }).refine((o) => o.writesThrough !== 'pg-boss' || o.boss !== undefined, {
   path: ['writesThrough'],
   message: "'pg-boss' writes through the boss's own pool: pass boss too",

@@ -8,6 +8,7 @@ import { MESSAGE_CHARS, storableText } from './sanitise.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
 import type { ClaimResult, JobIdentity, LogStore, Settlement, SettleResult } from './store.ts';
 import type { BusyPolicy, GroupOf, JobContext, TrackedHandler, UserIdOf } from './types.ts';
+import type { AttemptTracer, AttemptOutcome } from './tracing.ts';
 import { waitMarkOf, type BusyJob, type BusyWaits } from './waiting.ts';
 
 /** The validated options a tracked worker runs with. */
@@ -27,6 +28,8 @@ export interface TrackerConfig<T> {
   waits: BusyWaits;
   /** Told each time a job finds its section held (the `busy` event). */
   busy?: (event: BusyEvent) => void;
+  /** One span per attempt whose handler runs (tracing.ts); undefined without @opentelemetry/api. */
+  tracer?: AttemptTracer;
 }
 
 /** A job found its section held by another job. */
@@ -109,7 +112,7 @@ export function createBatchHandler<T>(
     const busy: BusyJob[] = [];
     const runnable = await claimAll(store, config, warn, admitted, results, busy);
     await afterClaim(store, warn, runnable);
-    const settlements = await runAll(store, handler, warn, runnable, results);
+    const settlements = await runAll(store, handler, warn, runnable, results, config.tracer);
     await settleAll(store, warn, settlements);
     // Last, just before pg-boss hears the results: see waiting.ts.
     if (busy.length > 0) await putBack(store, config, warn, busy, results);
@@ -140,6 +143,7 @@ async function runAll<T>(
   warn: WarningSink,
   runnable: Admitted<T>[],
   results: Map<string, JobResult>,
+  tracer: AttemptTracer | undefined,
 ): Promise<Settlement[]> {
   const started = performance.now();
   const pending: Settlement[] = [];
@@ -167,7 +171,7 @@ async function runAll<T>(
     }
     const timer = pending.length > 0 ? setTimeout(flush, Math.max(0, RECHECK_AFTER_MS - (performance.now() - started))) : null;
     try {
-      const { result, settlement } = await runClaimed(store, handler, entry);
+      const { result, settlement } = await runClaimed(store, handler, entry, tracer);
       results.set(entry.job.id, result);
       pending.push(settlement);
     } finally {
@@ -194,6 +198,8 @@ function notStarted<T>(warn: WarningSink, { job, attempt }: Admitted<T>, why: st
   warn({ code: 'STALE_ATTEMPT', message: `${error.message}; its handler was not started (${why})`, jid: job.id, attempt: attempt.attempt });
   return { id: job.id, status: 'failed', output: recordError(error) };
 }
+
+const outcomeOf = (state: Settlement['state']): AttemptOutcome => (state === 'started' ? 'retry' : (state as AttemptOutcome));
 
 /** The row's state after a failed attempt: kept `started` while a retry is due. */
 function nextState(attempt: Attempt): Settlement['state'] {
@@ -335,11 +341,13 @@ async function runClaimed<T>(
   store: LogStore,
   handler: TrackedHandler<T>,
   { job, identity, attempt, data }: Admitted<T>,
+  tracer: AttemptTracer | undefined,
 ): Promise<{ result: JobResult; settlement: Settlement }> {
   const parsed = withData(job, data);
   const ctx = contextFor(store, identity, attempt, parsed);
   try {
-    const output = await handler(parsed, ctx);
+    const run = () => handler(parsed, ctx);
+    const output = await (tracer ? tracer.run(identity, run, outcomeOf(nextState(attempt))) : run());
     return {
       result: { id: job.id, status: 'completed', output: output ?? undefined },
       settlement: { jid: job.id, attempt: attempt.attempt, state: 'finished' },

@@ -82,6 +82,12 @@ export interface JobLogOptions {
    * fails is also a job pg-boss cannot complete). Reads and `ctx.fenced()` stay on Prisma.
    */
   writesThrough?: 'prisma' | 'pg-boss';
+  /**
+   * One OpenTelemetry span per attempt whose handler runs (`process <queue>`, see docs/metrics.md),
+   * when the app has `@opentelemetry/api` installed. Default true; without the package nothing is
+   * loaded and nothing is done per job. `false` turns the spans off.
+   */
+  tracing?: boolean;
 
   /**
    * The app's name for the log's table (`@@map`), and its schema (`@@schema`): `'job_history'` or
