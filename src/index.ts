@@ -26,6 +26,7 @@ export {
   ReadCancelledError,
 } from './errors.ts';
 export type { ActionName, ActionOptions, ActionResult } from './actions.ts';
+export type { MetricsOptions, MetricsRegistry } from './metrics.ts';
 export type { BusyEvent, JobLogWarning } from './tracker.ts';
 export type {
   BossJobState,

@@ -23,6 +23,7 @@ import { cancelJob, releaseSection, retryJob, type ActionDeps, type ActionOption
 import { BossReconciler } from './maintenance/reconcile.ts';
 import { BusyWaits } from './waiting.ts';
 import { loadTracer, type AttemptTracer } from './tracing.ts';
+import { createMetrics, type MetricsOptions, type MetricsRegistry } from './metrics.ts';
 import type {
   BossLike,
   FindQuery,
@@ -110,6 +111,8 @@ export class JobLog extends EventEmitter<JobLogEvents> {
   /** Every interval this log runs (the reaper's, the pruner's); stop() clears them all. */
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #tracing: boolean;
+  /** The registries metrics() has filled, by registry (undefined: the one it made itself). */
+  readonly #registries = new Map<MetricsRegistry | undefined, Promise<MetricsRegistry>>();
 
   /** @internal use createJobLog */
   constructor(options: JobLogOptions) {
@@ -384,6 +387,25 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     const result = await releaseSection(await this.#actionDeps(), parseOptions(jidSchema, jid, 'release (jid)'), { ...options, maxHoldSeconds: this.#maxHoldSeconds });
     if (result.changed) this.#emitSettled([result.jid]);
     return result;
+  }
+
+  /**
+   * Prometheus metrics of the log in a prom-client registry (the app's, or a new one): the whole
+   * log's jobs in a window, sections held and stale, read at scrape time; this process's settled
+   * jobs, durations, section waits, busy sections, reaper and pruner counts, from its events.
+   * Needs prom-client (an optional peer). Calling it again with the same registry returns it as it
+   * is. See docs/metrics.md.
+   */
+  metrics(options: MetricsOptions = {}): Promise<MetricsRegistry> {
+    const key = options.registry;
+    let registry = this.#registries.get(key);
+    if (!registry) {
+      const onError = (cause: unknown) => this.#warn({ code: 'METRICS_READ_FAILED', message: `metrics could not read the log: ${String(cause)}`, cause });
+      registry = createMetrics(this, options, { bossSchema: this.#bossSchema, onError }, this);
+      registry.catch(() => this.#registries.delete(key));
+      this.#registries.set(key, registry);
+    }
+    return registry;
   }
 
   async #actionDeps(): Promise<ActionDeps> {

@@ -50,8 +50,9 @@ export interface JobLogWarning {
   /**
    * `REAP_FAILED` / `PRUNE_FAILED` / `SUMMARISE_FAILED`: a pass of the interval failed (it runs again next time).
    * `LISTENER_FAILED`: a listener of `settled`, `busy`, `reaped` or `pruned` threw.
+   * `METRICS_READ_FAILED`: a scrape of `metrics()` could not read the log (its gauges read `log_up 0`).
    */
-  code: 'STALE_ATTEMPT' | 'LOG_WRITE_FAILED' | 'REAP_FAILED' | 'PRUNE_FAILED' | 'SUMMARISE_FAILED' | 'LISTENER_FAILED';
+  code: 'STALE_ATTEMPT' | 'LOG_WRITE_FAILED' | 'REAP_FAILED' | 'PRUNE_FAILED' | 'SUMMARISE_FAILED' | 'LISTENER_FAILED' | 'METRICS_READ_FAILED';
   message: string;
   /** The job's id and attempt, for the job warnings. */
   jid?: string;

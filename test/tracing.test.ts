@@ -93,7 +93,8 @@ describe('tracing', () => {
     const script = `const { loadTracer } = await import(${JSON.stringify(new URL('../src/tracing.ts', import.meta.url).href)});
       console.log(String(await loadTracer()));`;
     const hook = new URL('./fixtures/no-peers/hide-peers.mjs', import.meta.url).pathname;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', hook, '--input-type=module', '-e', script]);
+    const env = { ...process.env, HIDE_PEERS: '@opentelemetry/api' };
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', hook, '--input-type=module', '-e', script], { env });
     expect(stdout.trim()).toBe('undefined');
   });
 });

@@ -7,6 +7,7 @@ import { crossSiteReason, Csrf, type Session } from './csrf.ts';
 import type { Html } from './html.ts';
 import { STYLE_HASH } from './layout.ts';
 import { Limiter } from './limiter.ts';
+import { createMetrics, type MetricsRegistry } from '../metrics.ts';
 import { parseDashboardOptions, type DashboardOptions, type ParsedDashboardOptions } from './options.ts';
 import { errorPage } from './pages/error.ts';
 import { jobPage } from './pages/job.ts';
@@ -46,6 +47,8 @@ interface Dashboard {
   csrf: Csrf;
   /** `actions: true` or `authorize`: the pages offer buttons and the action routes take POSTs. */
   acting: boolean;
+  /** The page of `/metrics` (its registry made on the first scrape); undefined without `metrics`. */
+  metrics: ((request: Request) => Promise<Response>) | undefined;
 }
 
 /** What a page is built for: the request, and with actions on its session and flash. */
@@ -70,6 +73,7 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
     limiter: new Limiter(config.maxConcurrentQueries, config.queueWaitMs),
     csrf: new Csrf(config.actionSecret),
     acting: config.actions || config.authorize !== undefined,
+    metrics: metricsOf(config),
   };
   return async (request) => {
     const method = request.method.toUpperCase();
@@ -127,6 +131,7 @@ async function respond(request: Request, dashboard: Dashboard): Promise<Response
   const reads: ReadOptions = { statementTimeoutMs: config.statementTimeoutMs, signal: request.signal };
   try {
     if (target) return await runAction(config, dashboard.csrf, request, url, target, reads);
+    if (path === '/metrics' && dashboard.metrics) return await dashboard.metrics(request);
     const session = acting ? dashboard.csrf.session(request, url, base) : undefined;
     const flash = acting ? takeFlash(dashboard.csrf, request, url, base) : {};
     const body = await route(path, dashboard, { request, url, session, flash: flash.flash, reads });
@@ -289,6 +294,33 @@ async function overview(dashboard: Dashboard, page: PageRequest, params: Overvie
     releases,
     flash: page.flash,
   });
+}
+
+/**
+ * `/metrics`: the app's registry as given, or the job log's own (made once, on the first scrape).
+ * A read of the log that fails is the scrape's `log_up 0`, and `onError` hears it with that scrape's request.
+ */
+function metricsOf(config: ParsedDashboardOptions): ((request: Request) => Promise<Response>) | undefined {
+  const { metrics, joblog } = config;
+  if (metrics === false) return undefined;
+  let scrape: Request | undefined;
+  const onError = (error: unknown) => (config.onError ?? ((e: unknown) => console.error('joblog dashboard metrics:', e)))(error, scrape!);
+  const options = { statementTimeoutMs: config.statementTimeoutMs };
+  let made: Promise<MetricsRegistry> | undefined;
+  const registry = (): Promise<MetricsRegistry> => {
+    if (metrics !== true) return Promise.resolve(metrics);
+    made ??= joblog.metrics ? joblog.metrics(options) : createMetrics(joblog, options, { bossSchema: config.bossSchema, onError });
+    made.catch(() => (made = undefined));
+    return made;
+  };
+  return async (request) => {
+    const r = await registry();
+    scrape = request;
+    return new Response(await r.metrics(), {
+      status: 200,
+      headers: { 'content-type': r.contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' },
+    });
+  };
 }
 
 /** The app's job types when given, else those seen in the last 7 days (read at most once a minute). */

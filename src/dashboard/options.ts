@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseOptions } from '../options.ts';
 import { DEFAULT_STATEMENT_TIMEOUT_MS, readOptionsSchema } from '../reads.ts';
 import type { ActionName, ActionOptions, ActionResult } from '../actions.ts';
+import type { MetricsOptions, MetricsRegistry } from '../metrics.ts';
 import type { FindQuery, FindResult, HeldSection, JobLogRow, ReadOptions, SectionsQuery, StatsQuery, StatsResult } from '../types.ts';
 
 /**
@@ -17,6 +18,8 @@ export interface DashboardJobLog {
   retry?(jid: string, options?: ActionOptions): Promise<ActionResult>;
   cancel?(jid: string, options?: ActionOptions): Promise<ActionResult>;
   release?(jid: string, options?: ActionOptions): Promise<ActionResult>;
+  /** Used by `metrics: true` when present (`JobLog` has it: this process's counters join the gauges). */
+  metrics?(options?: MetricsOptions): Promise<MetricsRegistry>;
 }
 
 /** Options of `createDashboard`. Give `token` or `auth`, not both. */
@@ -76,6 +79,13 @@ export interface DashboardOptions {
    * one address, or a form rendered by one process is refused by another.
    */
   actionSecret?: string;
+  /**
+   * Serve Prometheus metrics at `<basePath>/metrics`, behind the same token or auth (Prometheus
+   * sends the token as `authorization: Bearer`; see docs/metrics.md). `true`: the job log's
+   * metrics (`joblog.metrics()`); a prom-client `Registry`: that registry, e.g. the app's own with
+   * `joblog.metrics({ registry })` in it. Default false: no such page.
+   */
+  metrics?: boolean | MetricsRegistry;
   /** The overview's "needs attention" lists jobs of the last day that waited at least this long for their section. Default 60000. */
   longWaitMs?: number;
 }
@@ -112,6 +122,10 @@ export const dashboardOptionsSchema = z
     showStacks: z.boolean().default(true),
     longWaitMs: z.int().min(1).max(2 ** 31 - 1).default(60_000),
     actions: z.boolean().default(false),
+    metrics: z.union([
+      z.boolean(),
+      z.custom<MetricsRegistry>((v) => typeof v === 'object' && v !== null && typeof (v as MetricsRegistry).metrics === 'function' && typeof (v as MetricsRegistry).contentType === 'string'),
+    ], { message: 'expected true, false or a prom-client Registry' }).default(false),
     authorize: fn('a function (request, action) => boolean | Promise<boolean>').optional(),
     actor: fn('a function (request) => string | undefined').optional(),
     actionSecret: z.string().min(32, 'use at least 32 characters, e.g. crypto.randomBytes(32).toString("base64url")').optional(),
