@@ -106,9 +106,12 @@ export async function createMetrics(source: MetricsSource, options: MetricsOptio
 
 type Snapshot = { ok: true; stats: StatsResult; sections: HeldSection[]; seconds: number } | { ok: false; seconds: number };
 
-/** One read of the log per scrape (or per `cacheMs`), shared by every gauge of that scrape. */
+/**
+ * One read of the log per scrape, shared by every gauge of it (prom-client collects them at once),
+ * and by the scrapes that come within `cacheMs` of its end.
+ */
 function snapshots(source: MetricsSource, parsed: Parsed, context: MetricsContext): () => Promise<Snapshot> {
-  let cached: { at: number; snapshot: Promise<Snapshot> } | undefined;
+  let cached: { endedAt: number | null; snapshot: Promise<Snapshot> } | undefined;
   const read = async (): Promise<Snapshot> => {
     const started = performance.now();
     const reads = { statementTimeoutMs: parsed.statementTimeoutMs };
@@ -124,9 +127,13 @@ function snapshots(source: MetricsSource, parsed: Parsed, context: MetricsContex
     }
   };
   return () => {
-    const now = performance.now();
-    if (!cached || now - cached.at > parsed.cacheMs) cached = { at: now, snapshot: read() };
-    return cached.snapshot;
+    const fresh = cached && (cached.endedAt === null || performance.now() - cached.endedAt <= parsed.cacheMs);
+    if (!fresh) {
+      const entry: { endedAt: number | null; snapshot: Promise<Snapshot> } = { endedAt: null, snapshot: read() };
+      void entry.snapshot.then(() => (entry.endedAt = performance.now()));
+      cached = entry;
+    }
+    return cached!.snapshot;
   };
 }
 

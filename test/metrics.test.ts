@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import parse from 'parse-prometheus-text-format';
 import { Registry } from 'prom-client';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { createDashboard, createJobLog, type MetricsRegistry } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
 import { FAST, holdSection, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
@@ -92,6 +92,14 @@ describe('metrics', () => {
     await expect(createJobLog({ prisma: db.prisma }).metrics({ registry })).rejects.toMatchObject({ code: 'METRICS_REGISTERED' });
     const other = await createJobLog({ prisma: db.prisma }).metrics({ registry, prefix: 'billing_joblog_' });
     expect(sample(await scrape(other), 'billing_joblog_log_up')).toBe(1);
+    // However many gauges, one scrape is one read of the log: stats() once, sections() once.
+    const fresh = createJobLog({ prisma: db.prisma });
+    const reads = [vi.spyOn(fresh, 'stats'), vi.spyOn(fresh, 'sections')];
+    const uncached = await fresh.metrics({ cacheMs: 0, prefix: 'fresh_' });
+    await uncached.metrics();
+    expect(reads.map((r) => r.mock.calls.length)).toEqual([1, 1]);
+    await uncached.metrics();
+    expect(reads.map((r) => r.mock.calls.length)).toEqual([2, 2]); // cacheMs 0: the next scrape reads again
     await expect(joblog.metrics({ prefix: 'job-log' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('prefix') });
     await expect(joblog.metrics({ window: '1 fortnight' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('window') });
   });
