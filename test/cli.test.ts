@@ -259,9 +259,9 @@ describe('joblog CLI', { timeout: 90_000 }, () => {
     expect(json(await cli(['show', jids.heldGone]))).toMatchObject({ state: 'dead' });
   });
 
-  test('dashboard: serves on 127.0.0.1 with the token, refuses without it, stops on SIGINT', async () => {
+  test('dashboard: serves on 127.0.0.1 with the token, refuses without it, --metrics and --actions, stops on SIGINT', async () => {
     const token = 'a-test-token-of-32-characters-xx';
-    const child = spawn(process.execPath, [MAIN, 'dashboard', '--port', '0'], {
+    const child = spawn(process.execPath, [MAIN, 'dashboard', '--port', '0', '--metrics', '--actions'], {
       env: { ...process.env, DATABASE_URL: db.url, JOBLOG_DASHBOARD_TOKEN: token },
     });
     let stderr = '';
@@ -273,6 +273,13 @@ describe('joblog CLI', { timeout: 90_000 }, () => {
       const page = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
       expect(page.status).toBe(200);
       expect(await page.text()).toContain('</html>');
+      const metrics = await fetch(new URL('metrics', url), { headers: { authorization: `Bearer ${token}` } });
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toMatch(/^joblog_log_up 1$/m);
+      expect((await fetch(new URL('metrics', url))).status).toBe(401);
+      const [dead] = json(await cli(['list', '--state', 'dead'])).rows;
+      const deadPage = await fetch(new URL(`jobs/${dead.jid}`, url), { headers: { authorization: `Bearer ${token}` } });
+      expect(await deadPage.text()).toContain('data-action="retry"');
     } finally {
       child.kill('SIGINT');
     }

@@ -85,13 +85,18 @@ export const reapCommand: Command = {
 const TOKEN_ENV = 'JOBLOG_DASHBOARD_TOKEN';
 
 export const dashboardCommand: Command = {
-  summary: 'serve the web dashboard (read-only) until Ctrl-C',
-  usage: `joblog dashboard [--host 127.0.0.1] [--port 4000] [--token T]
+  summary: 'serve the web dashboard (read-only unless --actions) until Ctrl-C',
+  usage: `joblog dashboard [--host 127.0.0.1] [--port 4000] [--token T] [--actions] [--metrics]
   --host H             interface to listen on (default 127.0.0.1: this machine only)
   --port N             port (default 4000; 0 picks a free one)
   --token T            the token visitors must show (default $${TOKEN_ENV}; generated and printed if neither)
-  --boss-schema S      pg-boss's schema, for the sections' states (default pgboss)`,
-  options: { host: { type: 'string' }, port: { type: 'string' }, token: { type: 'string' }, 'boss-schema': { type: 'string' } },
+  --boss-schema S      pg-boss's schema, for the sections' states (default pgboss)
+  --actions            Retry, Cancel and Release buttons for everyone with the token (recorded as cli:$USER)
+  --metrics            Prometheus metrics at /metrics, behind the same token (needs prom-client)`,
+  options: {
+    host: { type: 'string' }, port: { type: 'string' }, token: { type: 'string' }, 'boss-schema': { type: 'string' },
+    actions: { type: 'boolean' }, metrics: { type: 'boolean' },
+  },
   async run(ctx, { values }) {
     const port = parsePort(str(values.port));
     const host = str(values.host) ?? '127.0.0.1';
@@ -102,7 +107,15 @@ export const dashboardCommand: Command = {
     const token = given ?? randomBytes(24).toString('base64url');
     const { createDashboard, serve } = await import('../../dashboard/index.ts');
     const bossSchema = str(values['boss-schema']);
-    const handler = createDashboard({ joblog: await ctx.joblog(), token, ...(bossSchema === undefined ? {} : { bossSchema }) });
+    const acting = values.actions === true;
+    const actor = `cli:${ctx.io.env.USER ?? 'dashboard'}`;
+    const handler = createDashboard({
+      joblog: acting ? await ctx.joblogWithBoss() : await ctx.joblog(),
+      token,
+      ...(bossSchema === undefined ? {} : { bossSchema }),
+      ...(acting ? { actions: true, actor: () => actor } : {}),
+      metrics: values.metrics === true,
+    });
     const served = await serve({ handler, host, port });
     const link = new URL(served.url);
     if (given === undefined) link.searchParams.set('token', token);
