@@ -245,7 +245,9 @@ async function admit<T>(store: LogStore, config: TrackerConfig<T>, job: JobWithM
   const prepared = await prepare(config, job);
   if ('invalid' in prepared) {
     const error = prepared.invalid;
-    await store.recordSettled({ ...base, userId: prepared.userId }, 'failed', { error });
+    // A static group is the worker's, not the payload's: the row names it (find({ group }) lists the job).
+    const group = typeof config.group === 'string' ? config.group : null;
+    await store.recordSettled({ ...base, userId: prepared.userId, group }, 'failed', { error });
     return { result: { id: job.id, status: 'deadletter', output: recordError(error) } };
   }
   const identity = { ...base, userId: prepared.userId, group: prepared.group, ...(prepared.fields ? { fields: prepared.fields } : {}) };

@@ -128,6 +128,7 @@ describe('tracked worker', () => {
     expect(row.error).toMatchObject({ name: 'InvalidPayloadError', code: 'INVALID_PAYLOAD' });
     expect(row.error!.message).toContain('fileId');
     expect(row.userId).toBe('u-bad');
+    expect(row.group).toBe('financial'); // the worker's static group, though the payload was bad
     const job = await waitForBossState(db, jid, ['failed']);
     expect(job.retry_count).toBe(0);
     expect(calls).toBe(0);
