@@ -197,7 +197,8 @@ export function targets(r: BenchResults): string {
     if (c.scenario !== 'one connection') rows.push([`claim p99, ${c.contenders} on ${c.scenario}`, '< 5 ms', `${f(c.p99)} ms`, c.p99 < 5]);
   }
   const limits: Record<string, number> = { 'stats, last 24 h': 5, 'stats, last 30 d': 50 };
-  for (const q of r.queries) {
+  // The live figures ("…, no summaries") are the baseline the summaries are judged against, not targets.
+  for (const q of r.queries.filter((x) => !x.name.endsWith(', no summaries'))) {
     const limit = limits[q.name] ?? 2;
     rows.push([`${q.name}, median, ${n(r.rows)} rows`, `< ${limit} ms`, `${f(q.median)} ms`, q.median < limit]);
   }
