@@ -15,7 +15,7 @@ import { checkUserId, checkUserIdType, groupSchema, userIdSchema } from './ids.t
 import { assertJobTypes } from './job-types.ts';
 import { InvalidOptionsError } from './errors.ts';
 import { boundClient, readLogTable, type LogTable, type TableName } from './names.ts';
-import { find, get, sections, stats } from './queries.ts';
+import { find, get, sectionGroups, sections, stats } from './queries.ts';
 import { prune } from './maintenance/pruner.ts';
 import { reap } from './maintenance/reaper.ts';
 import { summarise } from './maintenance/summariser.ts';
@@ -401,7 +401,8 @@ export class JobLog extends EventEmitter<JobLogEvents> {
     let registry = this.#registries.get(key);
     if (!registry) {
       const onError = (cause: unknown) => this.#warn({ code: 'METRICS_READ_FAILED', message: `metrics could not read the log: ${String(cause)}`, cause });
-      registry = createMetrics(this, options, { bossSchema: this.#bossSchema, onError }, this);
+      const source = { stats: this.stats.bind(this), sectionGroups: (q: { bossSchema?: string }, o?: ReadOptions) => sectionGroups(this.#bound, q, o) };
+      registry = createMetrics(source, options, { bossSchema: this.#bossSchema, onError }, this);
       registry.catch(() => this.#registries.delete(key));
       this.#registries.set(key, registry);
     }

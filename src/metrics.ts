@@ -8,13 +8,29 @@ import { durationSchema } from './duration.ts';
 import { JobLogError } from './errors.ts';
 import { parseOptions } from './options.ts';
 import { readOptionsSchema } from './reads.ts';
+import type { SectionGroup } from './queries.ts';
 import type { BusyEvent, JobLogWarning } from './tracker.ts';
 import type { DurationInput, HeldSection, JobLogRow, PruneResult, ReadOptions, ReapResult, SectionsQuery, StatsQuery, StatsResult } from './types.ts';
 
-/** What the database-wide gauges read through: a `JobLog`, or the dashboard's job log. */
+/** What the database-wide gauges read through (a `JobLog`'s queries). */
 export interface MetricsSource {
   stats(query: StatsQuery, options?: ReadOptions): Promise<StatsResult>;
-  sections(query?: SectionsQuery, options?: ReadOptions): Promise<HeldSection[]>;
+  sectionGroups(query: { bossSchema?: string }, options?: ReadOptions): Promise<SectionGroup[]>;
+}
+
+/** A source for a job log that only lists its sections (the dashboard's): counted here. */
+export function listingSource(log: { stats: MetricsSource['stats']; sections(query?: SectionsQuery, options?: ReadOptions): Promise<HeldSection[]> }): MetricsSource {
+  return {
+    stats: (query, options) => log.stats(query, options),
+    async sectionGroups(query, options) {
+      const groups = new Map<string, SectionGroup>();
+      for (const x of await log.sections(query, options)) {
+        const g = groups.get(x.group) ?? { group: x.group, held: 0, stale: 0, maxHeldMs: 0 };
+        groups.set(x.group, { group: x.group, held: g.held + 1, stale: g.stale + (x.stale ? 1 : 0), maxHeldMs: Math.max(g.maxHeldMs, x.heldForMs) });
+      }
+      return [...groups.values()];
+    },
+  };
 }
 
 /** The events the process's counters and histograms are built from (a `JobLog` has them). */
@@ -104,7 +120,7 @@ export async function createMetrics(source: MetricsSource, options: MetricsOptio
   return given;
 }
 
-type Snapshot = { ok: true; stats: StatsResult; sections: HeldSection[]; seconds: number } | { ok: false; seconds: number };
+type Snapshot = { ok: true; stats: StatsResult; sections: SectionGroup[]; seconds: number } | { ok: false; seconds: number };
 
 /**
  * One read of the log per scrape, shared by every gauge of it (prom-client collects them at once),
@@ -119,7 +135,7 @@ function snapshots(source: MetricsSource, parsed: Parsed, context: MetricsContex
       const until = new Date();
       // One after the other: a scrape holds at most one connection of the app's pool.
       const stats = await source.stats({ since: new Date(until.getTime() - parsed.window), until }, reads);
-      const sections = await source.sections(context.bossSchema ? { bossSchema: context.bossSchema } : {}, reads);
+      const sections = await source.sectionGroups(context.bossSchema ? { bossSchema: context.bossSchema } : {}, reads);
       return { ok: true, stats, sections, seconds: (performance.now() - started) / 1000 };
     } catch (error) {
       context.onError(error);
@@ -163,11 +179,15 @@ function registerLogGauges(prom: PromClient, registry: Registry, parsed: Parsed,
       }
     }
   });
-  gauge('sections_held', 'Critical sections held now, by group', ['group'], (g, s) => setByGroup(g, s.sections, (xs) => xs.length));
-  gauge('sections_stale', 'Sections held now by a holder that looks dead (the reaper frees them)', ['group'], (g, s) =>
-    setByGroup(g, s.sections, (xs) => xs.filter((x) => x.stale).length));
-  gauge('section_held_max_seconds', 'How long the longest-held section of each group has been held', ['group'], (g, s) =>
-    setByGroup(g, s.sections, (xs) => Math.max(...xs.map((x) => x.heldForMs)) / 1000));
+  gauge('sections_held', 'Critical sections held now, by group', ['group'], (g, s) => {
+    for (const x of s.sections) g.set({ group: x.group }, x.held);
+  });
+  gauge('sections_stale', 'Sections held now by a holder that looks dead (the reaper frees them)', ['group'], (g, s) => {
+    for (const x of s.sections) g.set({ group: x.group }, x.stale);
+  });
+  gauge('section_held_max_seconds', 'How long the longest-held section of each group has been held', ['group'], (g, s) => {
+    for (const x of s.sections) g.set({ group: x.group }, x.maxHeldMs / 1000);
+  });
   new prom.Gauge({
     name: `${p}log_up`, help: '1 when the last scrape read the log; 0 when it could not (the window and section gauges are then empty)', registers: [registry],
     async collect() { this.set((await snapshot()).ok ? 1 : 0); },
@@ -176,16 +196,6 @@ function registerLogGauges(prom: PromClient, registry: Registry, parsed: Parsed,
     name: `${p}scrape_read_seconds`, help: 'How long the last scrape\'s reads of the log took', registers: [registry],
     async collect() { this.set((await snapshot()).seconds); },
   });
-}
-
-function setByGroup(g: Gauge<'group'>, sections: HeldSection[], value: (held: HeldSection[]) => number): void {
-  const groups = new Map<string, HeldSection[]>();
-  for (const x of sections) {
-    const held = groups.get(x.group);
-    if (held) held.push(x);
-    else groups.set(x.group, [x]);
-  }
-  for (const [group, held] of groups) g.set({ group }, value(held));
 }
 
 /** This process's counters and histograms, from the log's events (users are never labels). */

@@ -360,47 +360,84 @@ function toTypeStats(raw: Record<string, unknown>): JobTypeStats {
 
 // ---- sections ----
 
-const SETTLED_BOSS_STATES: BossJobState[] = ['completed', 'failed', 'cancelled'];
 
 /** Every section held now, oldest first, with its pg-boss job's state and a staleness verdict. */
-export async function sections(prisma: PrismaLike, query: SectionsQuery = {}, options?: ReadOptions): Promise<HeldSection[]> {
-  const q = parseOptions(sectionsQuerySchema, query, 'sections');
+/**
+ * Does a held section's holder look dead? A `joblog.section()` row holds it by a lease its holder
+ * renews; a tracked worker's row has no lease but carries its pg-boss job's creation time, so a
+ * missing job means gone, and a settled one means its row outlived it. (`l` the row, `j` its pg-boss job.)
+ */
+const STALE_HOLDER = `CASE WHEN l.lease_until IS NOT NULL THEN l.lease_until < clock_timestamp()
+            WHEN j.state IS NULL THEN l.queued_at IS NOT NULL
+            ELSE j.state::text IN ('completed', 'failed', 'cancelled') END`;
+
+/** The `started` rows that hold a section, each with its pg-boss job (`j`), filtered by `where`. */
+const heldSections = (bossSchema: string, where: Where) => `
+  FROM job_logs l
+  LEFT JOIN "${bossSchema}".job j ON j.name = l.queue AND j.id = l.jid
+ ${where}`;
+
+function sectionsWhere(q: { userId?: string; group?: string }): Where {
   const where = new Where();
   where.clauses.push(`l.state = 'started'`, `l.user_id IS NOT NULL`, `l."group" IS NOT NULL`);
   if (q.userId !== undefined) where.add((p) => `l.user_id = ${p}::text /*user_id*/`, q.userId);
   if (q.group !== undefined) where.add((p) => `l."group" = ${p}::text`, q.group);
+  return where;
+}
+
+export async function sections(prisma: PrismaLike, query: SectionsQuery = {}, options?: ReadOptions): Promise<HeldSection[]> {
+  const q = parseOptions(sectionsQuerySchema, query, 'sections');
+  const where = sectionsWhere(q);
   const statement = `
 SELECT l.user_id::text AS user_id, l."group", l.jid::text AS jid, l.job_type::text AS job_type, l.queue, l.attempt,
-       l.max_attempts, l.started_at, l.queued_at, l.lease_until,
-       l.lease_until IS NOT NULL AND l.lease_until < clock_timestamp() AS lease_expired,
+       l.max_attempts, l.started_at, l.lease_until, ${STALE_HOLDER} AS stale,
        floor(extract(epoch FROM clock_timestamp() - l.started_at) * 1000)::bigint AS held_for_ms,
        j.state::text AS boss_state
-  FROM job_logs l
-  LEFT JOIN "${q.bossSchema}".job j ON j.name = l.queue AND j.id = l.jid
- ${where}
+${heldSections(q.bossSchema, where)}
  ORDER BY l.started_at, l.id`;
   return boundedRead(prisma, 'sections', options, async (db) => {
-    const [exists] = (await db.$queryRawUnsafe<{ found: boolean }[]>(
-      `SELECT to_regclass($1::text) IS NOT NULL AS found`,
-      `${q.bossSchema}.job`,
-    )) ?? [];
-    if (!exists?.found) {
-      throw new JobLogError(
-        'BOSS_SCHEMA_MISSING',
-        `sections: table ${q.bossSchema}.job not found; start pg-boss on this database once, or name pg-boss's schema (bossSchema, --boss-schema)`,
-      );
-    }
+    await assertBossTable(db, q.bossSchema, 'sections');
     const raw = (await db.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...where.values)) ?? [];
     return raw.map(toHeldSection);
   });
 }
 
+/** Sections held now, per group: how many, how many look stale, the longest held. */
+export interface SectionGroup {
+  group: string;
+  held: number;
+  stale: number;
+  maxHeldMs: number;
+}
+
+/** `sections()` counted per group by the database: what metrics read, whatever the number of sections held. */
+export async function sectionGroups(prisma: PrismaLike, query: { bossSchema?: string } = {}, options?: ReadOptions): Promise<SectionGroup[]> {
+  const q = parseOptions(sectionsQuerySchema, query, 'sections');
+  const where = sectionsWhere({});
+  const statement = `
+SELECT l."group", count(*)::int AS held, count(*) FILTER (WHERE ${STALE_HOLDER})::int AS stale,
+       floor(extract(epoch FROM clock_timestamp() - min(l.started_at)) * 1000)::bigint AS max_held_ms
+${heldSections(q.bossSchema, where)}
+ GROUP BY l."group"
+ ORDER BY l."group"`;
+  return boundedRead(prisma, 'sections', options, async (db) => {
+    await assertBossTable(db, q.bossSchema, 'sections');
+    const raw = (await db.$queryRawUnsafe<Record<string, unknown>[]>(statement)) ?? [];
+    return raw.map((r) => ({ group: String(r.group), held: Number(r.held), stale: Number(r.stale), maxHeldMs: Number(r.max_held_ms) }));
+  });
+}
+
+async function assertBossTable(db: PrismaLike, bossSchema: string, what: string): Promise<void> {
+  const [exists] = (await db.$queryRawUnsafe<{ found: boolean }[]>(`SELECT to_regclass($1::text) IS NOT NULL AS found`, `${bossSchema}.job`)) ?? [];
+  if (!exists?.found) {
+    throw new JobLogError(
+      'BOSS_SCHEMA_MISSING',
+      `${what}: table ${bossSchema}.job not found; start pg-boss on this database once, or name pg-boss's schema (bossSchema, --boss-schema)`,
+    );
+  }
+}
+
 function toHeldSection(raw: Record<string, unknown>): HeldSection {
-  const bossState = (raw.boss_state as BossJobState | null) ?? null;
-  const leaseUntil = raw.lease_until == null ? null : new Date(raw.lease_until as Date | string);
-  // A joblog.section() row holds its section by a lease its holder renews; a tracked worker's
-  // row has no lease but carries its pg-boss job's creation time, so a missing job means gone.
-  const fromBoss = leaseUntil === null && raw.queued_at != null;
   return {
     userId: String(raw.user_id),
     group: String(raw.group),
@@ -411,11 +448,9 @@ function toHeldSection(raw: Record<string, unknown>): HeldSection {
     maxAttempts: Number(raw.max_attempts),
     startedAt: new Date(raw.started_at as Date | string),
     heldForMs: Number(raw.held_for_ms),
-    bossState,
-    leaseUntil,
-    stale: leaseUntil !== null
-      ? raw.lease_expired === true
-      : bossState === null ? fromBoss : SETTLED_BOSS_STATES.includes(bossState),
+    bossState: (raw.boss_state as BossJobState | null) ?? null,
+    leaseUntil: raw.lease_until == null ? null : new Date(raw.lease_until as Date | string),
+    stale: raw.stale === true,
   };
 }
 

@@ -75,6 +75,14 @@ describe('metrics', () => {
     expect(sample(m, 'joblog_sections_held', { group: HOSTILE_GROUP })).toBe(1);
     expect(sample(m, 'joblog_sections_stale', { group: HOSTILE_GROUP })).toBe(0);
     expect(sample(m, 'joblog_section_held_max_seconds', { group: HOSTILE_GROUP })).toBeGreaterThan(0);
+    // The same counts as sections() lists, and as a dashboard whose job log can only list them counts them.
+    const listed = (await joblog.sections()).filter((x) => x.group === HOSTILE_GROUP);
+    expect(listed).toHaveLength(1);
+    const listing = createDashboard({ joblog: { find: joblog.find.bind(joblog), stats: joblog.stats.bind(joblog), sections: joblog.sections.bind(joblog), get: joblog.get.bind(joblog) }, token: 'metrics-token-0123456789', metrics: true });
+    const counted = read(await (await listing(new Request('http://app.test/metrics', { headers: { authorization: 'Bearer metrics-token-0123456789' } }))).text());
+    expect(sample(counted, 'joblog_sections_held', { group: HOSTILE_GROUP })).toBe(1);
+    expect(sample(counted, 'joblog_window_jobs', { job_type: 'report_export', state: 'finished' })).toBe(3);
+    expect(family(counted, 'joblog_jobs_settled_total')).toBeUndefined(); // no events without a JobLog
 
     const labelNames = new Set(m.flatMap((f) => f.metrics.flatMap((s) => Object.keys(s.labels ?? {}))));
     expect([...labelNames].filter((l) => !['group', 'job_type', 'le', 'outcome', 'policy', 'quantile', 'state'].includes(l))).toEqual([]);
@@ -92,14 +100,15 @@ describe('metrics', () => {
     await expect(createJobLog({ prisma: db.prisma }).metrics({ registry })).rejects.toMatchObject({ code: 'METRICS_REGISTERED' });
     const other = await createJobLog({ prisma: db.prisma }).metrics({ registry, prefix: 'billing_joblog_' });
     expect(sample(await scrape(other), 'billing_joblog_log_up')).toBe(1);
-    // However many gauges, one scrape is one read of the log: stats() once, sections() once.
+    // However many gauges, one scrape is one read of the log: stats() once, and the sections
+    // counted per group by the database (never listed: a log may hold thousands).
     const fresh = createJobLog({ prisma: db.prisma });
     const reads = [vi.spyOn(fresh, 'stats'), vi.spyOn(fresh, 'sections')];
     const uncached = await fresh.metrics({ cacheMs: 0, prefix: 'fresh_' });
     await uncached.metrics();
-    expect(reads.map((r) => r.mock.calls.length)).toEqual([1, 1]);
+    expect(reads.map((r) => r.mock.calls.length)).toEqual([1, 0]);
     await uncached.metrics();
-    expect(reads.map((r) => r.mock.calls.length)).toEqual([2, 2]); // cacheMs 0: the next scrape reads again
+    expect(reads.map((r) => r.mock.calls.length)).toEqual([2, 0]); // cacheMs 0: the next scrape reads again
     await expect(joblog.metrics({ prefix: 'job-log' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('prefix') });
     await expect(joblog.metrics({ window: '1 fortnight' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('window') });
   });

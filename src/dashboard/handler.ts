@@ -7,7 +7,7 @@ import { crossSiteReason, Csrf, type Session } from './csrf.ts';
 import type { Html } from './html.ts';
 import { STYLE_HASH } from './layout.ts';
 import { Limiter } from './limiter.ts';
-import { createMetrics, type MetricsRegistry } from '../metrics.ts';
+import { createMetrics, listingSource, type MetricsRegistry } from '../metrics.ts';
 import { parseDashboardOptions, type DashboardOptions, type ParsedDashboardOptions } from './options.ts';
 import { errorPage } from './pages/error.ts';
 import { jobPage } from './pages/job.ts';
@@ -309,7 +309,7 @@ function metricsOf(config: ParsedDashboardOptions): ((request: Request) => Promi
   let made: Promise<MetricsRegistry> | undefined;
   const registry = (): Promise<MetricsRegistry> => {
     if (metrics !== true) return Promise.resolve(metrics);
-    made ??= joblog.metrics ? joblog.metrics(options) : createMetrics(joblog, options, { bossSchema: config.bossSchema, onError });
+    made ??= joblog.metrics ? joblog.metrics(options) : createMetrics(listingSource(joblog), options, { bossSchema: config.bossSchema, onError });
     made.catch(() => (made = undefined));
     return made;
   };
