@@ -42,7 +42,7 @@ describe('npm run demo', () => {
       'retry | report_export | bob | finished | 2/3 | attempt 1: export service unavailable',
       'dead | report_export | carol | dead | 3/3 | attempts 1-3: export service unavailable',
       'non-retryable | welcome_email | erin | failed | 1/1 | attempt 1: mail server rejected the message',
-      'bad payload | financial_data_import | dave | failed | 1/4 | attempt 1: invalid payload: fileId: Invalid input: expected…',
+      'bad payload | financial_data_import | dave | financial | failed | 1/4 | attempt 1: invalid payload: fileId: Invalid input: expected…',
     ]);
 
     expect(by['onBusy: skip']!.row.holderJid).toBe(holder);
