@@ -194,7 +194,7 @@ export class JobLog extends EventEmitter<JobLogEvents> {
 
   async #summarisePass(graceSeconds: number): Promise<void> {
     const result = await this.summarise({ graceSeconds });
-    if (result.hours > 0 || result.days > 0 || result.redone > 0) this.#notify('summarised', result);
+    if (result.hours > 0 || result.sixHours > 0 || result.days > 0 || result.redone > 0) this.#notify('summarised', result);
   }
 
   async #reapPass(): Promise<void> {

@@ -177,14 +177,15 @@ const BUCKET_ORIGIN = '2001-01-01T00:00:00Z';
 
 const SETTLED_RUN = `l.state IN ('finished', 'failed', 'dead')`;
 
-// The summarised periods inside the window (maintenance/summariser.ts): whole UTC days and whole
-// hours whose summaries are not stale. $1 since, $2 until
+// The summarised periods inside the window (maintenance/summariser.ts): whole UTC days, six-hour
+// blocks and hours whose summaries are not stale. $1 since, $2 until
 const periodsSql = `
 SELECT coalesce(array_agg(start ORDER BY start) FILTER (WHERE span = 'hour'), '{}') AS hours,
+       coalesce(array_agg(start ORDER BY start) FILTER (WHERE span = 'six_hours'), '{}') AS six_hours,
        coalesce(array_agg(start ORDER BY start) FILTER (WHERE span = 'day'), '{}') AS days
   FROM job_log_periods
  WHERE NOT stale AND start >= $1::timestamptz
-   AND start + CASE span WHEN 'day' THEN interval '1 day' ELSE interval '1 hour' END <= $2::timestamptz`;
+   AND start + CASE span WHEN 'day' THEN interval '1 day' WHEN 'six_hours' THEN interval '6 hours' ELSE interval '1 hour' END <= $2::timestamptz`;
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -192,7 +193,23 @@ const DAY_MS = 86_400_000;
 interface Periods {
   /** Summarised hours, ascending. */
   hours: Date[];
+  sixHours: Date[];
   days: Date[];
+}
+
+const SIX_HOURS_MS = 6 * HOUR_MS;
+const startOf = (t: Date, ms: number) => t.getTime() - (t.getTime() % ms);
+
+/** The fewest summaries that cover the summarised hours: each day, then each six-hour block outside one, then each hour outside both. */
+function coveringSummaries(periods: Periods): { spans: string[]; starts: Date[] } {
+  const inDay = new Set(periods.days.map((d) => d.getTime()));
+  const blocks = periods.sixHours.filter((b) => !inDay.has(startOf(b, DAY_MS)));
+  const inBlock = new Set(blocks.map((b) => b.getTime()));
+  const hours = periods.hours.filter((h) => !inDay.has(startOf(h, DAY_MS)) && !inBlock.has(startOf(h, SIX_HOURS_MS)));
+  return {
+    spans: [...periods.days.map(() => 'day'), ...blocks.map(() => 'six_hours'), ...hours.map(() => 'hour')],
+    starts: [...periods.days, ...blocks, ...hours],
+  };
 }
 
 /** The parts of [since, until) no summarised hour covers, read live: edges, open hour, stale or unsummarised hours. */
@@ -271,8 +288,9 @@ export async function stats(prisma: PrismaLike, query: StatsQuery, options?: Rea
   await assertSummaryTables(prisma, 'stats');
   return boundedRead(prisma, 'stats', options, async (db) => {
     for (let tries = 1; ; tries++) {
-      const [raw] = (await db.$queryRawUnsafe<{ hours: (Date | string)[]; days: (Date | string)[] }[]>(periodsSql, since, until)) ?? [];
-      const periods: Periods = { hours: (raw?.hours ?? []).map((d) => new Date(d)), days: (raw?.days ?? []).map((d) => new Date(d)) };
+      const [raw] = (await db.$queryRawUnsafe<Record<'hours' | 'six_hours' | 'days', (Date | string)[]>[]>(periodsSql, since, until)) ?? [];
+      const dates = (xs: (Date | string)[] | undefined) => (xs ?? []).map((d) => new Date(d));
+      const periods: Periods = { hours: dates(raw?.hours), sixHours: dates(raw?.six_hours), days: dates(raw?.days) };
       const byType = await typeStats(db, since, until, periods, q.types ?? null);
       // A summary pass deleted a stale summary between the two statements: read again.
       if (!byType && tries < 3) continue;
@@ -285,10 +303,8 @@ export async function stats(prisma: PrismaLike, query: StatsQuery, options?: Rea
 
 /** Null when a summary it meant to read was gone by then. */
 async function typeStats(db: PrismaLike, since: Date, until: Date, periods: Periods, types: string[] | null): Promise<JobTypeStats[] | null> {
-  const inDay = new Set(periods.days.map((d) => d.getTime()));
-  const hours = periods.hours.filter((h) => !inDay.has(h.getTime() - (h.getTime() % DAY_MS)));
-  const spans = [...periods.days.map(() => 'day'), ...hours.map(() => 'hour')];
-  const values: unknown[] = [types, spans, [...periods.days, ...hours]];
+  const { spans, starts } = coveringSummaries(periods);
+  const values: unknown[] = [types, spans, starts];
   const statement = byTypeSql(liveRows(gapsOf(since, until, periods.hours), values));
   const raw = (await db.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...values)) ?? [];
   if (raw.some((r) => Number(r.found) < spans.length)) return null;

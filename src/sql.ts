@@ -17,8 +17,15 @@ export const SECTION_COLUMNS = ['user_id', 'group'] as const;
 /** Whole milliseconds from `since` (a column or parameter) to now: duration_ms, waited_ms. */
 const msSince = (since: string) => `round(extract(epoch FROM clock_timestamp() - ${since}) * 1000)`;
 
+/** The start of the summary period of each span (UTC) that holds the time `t` (an SQL expression). */
+export const SPAN_START = {
+  hour: (t: string) => `date_trunc('hour', ${t}, 'UTC')`,
+  six_hours: (t: string) => `(date_trunc('day', ${t}, 'UTC') + floor(extract(hour FROM ${t} AT TIME ZONE 'UTC') / 6) * interval '6 hours')`,
+  day: (t: string) => `date_trunc('day', ${t}, 'UTC')`,
+} as const;
+
 /**
- * Marks the summarised hour and UTC day of each `started_at` in `fromSql` stale (see
+ * Marks the summarised hour, six-hour block and UTC day of each `started_at` in `fromSql` stale (see
  * maintenance/summariser.ts): for a statement that deletes a settled row or moves it out of its
  * hour. A mark that does not exist yet is written stale, so a summary pass running at the same time
  * cannot summarise that hour from a snapshot taken before the change (its insert meets the mark).
@@ -28,8 +35,7 @@ export const markStale = (fromSql: string) => `
   INSERT INTO job_log_periods (span, start, stale)
   SELECT DISTINCT p.span, p.start, true
     FROM ${fromSql}
-   CROSS JOIN LATERAL (VALUES ('hour', date_trunc('hour', started_at, 'UTC')),
-                              ('day', date_trunc('day', started_at, 'UTC'))) AS p(span, start)
+   CROSS JOIN LATERAL (VALUES ${Object.entries(SPAN_START).map(([span, startOf]) => `('${span}', ${startOf('started_at')})`).join(',\n                              ')}) AS p(span, start)
   ON CONFLICT (span, start) DO UPDATE SET stale = true`;
 
 /** How many entries `errors` keeps: the first attempt's (how it began) and the latest ERRORS_KEPT − 1. */

@@ -383,6 +383,8 @@ export interface PruneSchedule {
 export interface SummariseResult {
   /** Closed hours summarised. */
   hours: number;
+  /** Six-hour blocks (from 00, 06, 12 and 18 UTC) summed from their 6 summarised hours. */
+  sixHours: number;
   /** UTC days summed from their 24 summarised hours. */
   days: number;
   /** Stale summaries (a row of theirs changed after they were written) deleted to be done again. */

@@ -101,6 +101,7 @@ describe('summaries', () => {
 
     const pass = await joblog.summarise();
     expect(pass.hours).toBeGreaterThan(200);
+    expect(pass.sixHours).toBeGreaterThanOrEqual(36);
     expect(pass.days).toBeGreaterThanOrEqual(8);
     const { rows: [kept] } = await db.pool.query(`SELECT count(*)::int AS n FROM job_log_period_types WHERE span = 'day'`);
     expect(kept.n).toBeGreaterThan(0);
@@ -115,6 +116,15 @@ describe('summaries', () => {
       // Counts and maxima do not move at all; only percentiles may, within the bound.
       expect(after.byType.map(({ p50Ms, p95Ms, ...t }) => t)).toEqual(before[i]!.byType.map(({ p50Ms, p95Ms, ...t }) => t));
     }
+
+    // A 24 h window reads six-hour blocks where they fit (make-rows' last hour holds started rows, so
+    // the newest block may be open): 2 or 3 blocks and the hours at each end, not 23 hours.
+    const read: unknown[][] = [];
+    const capturing: PrismaLike = { $queryRawUnsafe: (q: string, ...v: unknown[]) => (read.push(v), db.prisma.$queryRawUnsafe(q, ...v)) };
+    await createJobLog({ prisma: capturing }).stats({ since: new Date(now - DAY), until: new Date(now) });
+    const spans = read.map((v) => v[1]).find((v): v is string[] => Array.isArray(v) && v.length > 0)!;
+    expect(spans.filter((x) => x === 'six_hours').length).toBeGreaterThanOrEqual(2);
+    expect(spans.length).toBeLessThanOrEqual(14);
 
     // The summaries are what is read: rows removed behind the library's back are still counted.
     // (whole hours inside the window only: its partial first hour is read live)
@@ -157,7 +167,7 @@ describe('summaries', () => {
     expect(a.hours + b.hours + c.hours).toBe(periods.hours);
     expect(a.days + b.days + c.days).toBe(periods.days);
     expect(periods.hours).toBeGreaterThan(80);
-    expect(await createJobLog({ prisma: other }).summarise()).toEqual({ hours: 0, days: 0, redone: 0 });
+    expect(await createJobLog({ prisma: other }).summarise()).toEqual({ hours: 0, sixHours: 0, days: 0, redone: 0 });
     await expectAgrees(await createJobLog({ prisma: db.prisma }).stats({ since: new Date(Date.now() - 5 * DAY) }));
   });
 
@@ -184,6 +194,9 @@ describe('summaries', () => {
     expect(reopened.rowCount).toBe(1);
     const { rows: [mark] } = await db.pool.query(`SELECT stale FROM job_log_periods WHERE span = 'hour' AND start = $1`, [new Date(h.getTime() + HOUR)]);
     expect(mark.stale).toBe(true);
+    const block = new Date(h.getTime() + HOUR - ((h.getTime() + HOUR) % (6 * HOUR)));
+    const { rows: [blockMark] } = await db.pool.query(`SELECT stale FROM job_log_periods WHERE span = 'six_hours' AND start = $1`, [block]);
+    expect(blockMark?.stale).toBe(true); // its six-hour block with it
     const afterRetry = await joblog.stats(window);
     expect(afterRetry.byType.find((t) => t.jobType === 'reconciliation')!.counts).toMatchObject({ dead: 0, started: 1 });
     await expectAgrees(afterRetry);

@@ -1,6 +1,7 @@
 // Summaries for stats(): each closed hour is summarised once (counts per job type and state, a
 // duration histogram of the settled runs, the exact maximum) into job_log_periods /
-// job_log_period_types, and each UTC day whose 24 hours are summarised is summed into a day row.
+// job_log_period_types, and each six-hour block and UTC day whose hours are all summarised is
+// summed into a row of its own.
 // stats() reads the summaries of the whole hours and days of its window and scans only the rest.
 //
 // What keeps a summary true:
@@ -17,6 +18,7 @@
 // it catches up after downtime.
 import { assertSummaryTables } from '../summary-tables.ts';
 import { bucketSql } from '../digest.ts';
+import { SPAN_START } from '../sql.ts';
 import { parseOptions, summaryScheduleSchema } from '../options.ts';
 import type { PrismaLike, SummariseResult } from '../types.ts';
 
@@ -88,31 +90,43 @@ WITH marked AS (
 )
 SELECT (SELECT count(*) FROM marked)::int AS periods, (SELECT count(*) FROM written)::int AS rows`;
 
-/** $1 days per statement. Sums the hour rows of each UTC day whose 24 hours are summarised. Returns the days. */
-export const summariseDays = `
+/**
+ * The periods longer than an hour: each is the sum of its summarised hours, written once all of
+ * them are. Six-hour blocks (00, 06, 12, 18 UTC) let a 24 h window read about 10 summaries
+ * instead of 23; days serve longer windows.
+ */
+export const LONG_SPANS = [
+  { span: 'six_hours', hours: 6, startOf: SPAN_START.six_hours },
+  { span: 'day', hours: 24, startOf: SPAN_START.day },
+] as const;
+
+type LongSpan = (typeof LONG_SPANS)[number];
+
+/** $1 periods per statement. Sums the hour rows of each period of `long` whose hours are all summarised. Returns the periods. */
+export const summariseLong = ({ span, hours, startOf }: LongSpan) => `
 WITH candidates AS (
-  SELECT date_trunc('day', start, 'UTC') AS d FROM job_log_periods
+  SELECT ${startOf('start')} AS d FROM job_log_periods
    WHERE span = 'hour' AND NOT stale
-   GROUP BY 1 HAVING count(*) = 24
+   GROUP BY 1 HAVING count(*) = ${hours}
   EXCEPT
-  SELECT start FROM job_log_periods WHERE span = 'day'
+  SELECT start FROM job_log_periods WHERE span = '${span}'
    ORDER BY 1
    LIMIT $1::int
 ), marked AS (
   INSERT INTO job_log_periods (span, start, summarised_at)
-  SELECT 'day', d, clock_timestamp() FROM candidates ORDER BY d
+  SELECT '${span}', d, clock_timestamp() FROM candidates ORDER BY d
   ON CONFLICT DO NOTHING
   RETURNING start
 ), hours AS (
   SELECT m.start AS day, t.* FROM marked m
-    JOIN job_log_period_types t ON t.span = 'hour' AND t.start >= m.start AND t.start < m.start + interval '1 day'
+    JOIN job_log_period_types t ON t.span = 'hour' AND t.start >= m.start AND t.start < m.start + interval '${hours} hours'
 ), merged AS (
   SELECT h.day, h.job_type, x.b, sum(x.n)::int AS n
     FROM hours h CROSS JOIN LATERAL unnest(h.duration_buckets, h.duration_counts) AS x(b, n)
    GROUP BY 1, 2, 3
 ), written AS (
   INSERT INTO job_log_period_types (span, start, job_type, ${STATES.join(', ')}, duration_max, duration_buckets, duration_counts)
-  SELECT 'day', h.day, h.job_type, ${STATES.map((s) => `sum(h.${s})`).join(', ')}, max(h.duration_max),
+  SELECT '${span}', h.day, h.job_type, ${STATES.map((s) => `sum(h.${s})`).join(', ')}, max(h.duration_max),
          coalesce((SELECT array_agg(b ORDER BY b) FROM merged x WHERE x.day = h.day AND x.job_type = h.job_type), '{}'),
          coalesce((SELECT array_agg(n ORDER BY b) FROM merged x WHERE x.day = h.day AND x.job_type = h.job_type), '{}')
     FROM hours h
@@ -145,22 +159,23 @@ async function summariseClosedHours(prisma: PrismaLike, graceSeconds: number): P
   }
 }
 
-async function summariseFullDays(prisma: PrismaLike): Promise<number> {
-  let days = 0;
+async function summariseFull(prisma: PrismaLike, long: LongSpan): Promise<number> {
+  let periods = 0;
   for (;;) {
-    const [row] = (await prisma.$queryRawUnsafe<{ periods: number }[]>(summariseDays, PERIODS_PER_STATEMENT)) ?? [];
+    const [row] = (await prisma.$queryRawUnsafe<{ periods: number }[]>(summariseLong(long), PERIODS_PER_STATEMENT)) ?? [];
     const n = Number(row?.periods ?? 0);
-    days += n;
-    if (n < PERIODS_PER_STATEMENT) return days;
+    periods += n;
+    if (n < PERIODS_PER_STATEMENT) return periods;
   }
 }
 
-/** One summary pass: redo stale periods, summarise every closed hour not yet summarised, then the days. */
+/** One summary pass: redo stale periods, summarise every closed hour not yet summarised, then the six-hour blocks and days. */
 export async function summarise(prisma: PrismaLike, options: { graceSeconds?: number } = {}): Promise<SummariseResult> {
   const o = parseOptions(summariseOptionsSchema, options, 'summarise');
   await assertSummaryTables(prisma, 'summarise');
   const redone = await redoStale(prisma);
   const hours = await summariseClosedHours(prisma, o.graceSeconds);
-  const days = await summariseFullDays(prisma);
-  return { hours, days, redone };
+  const sixHours = await summariseFull(prisma, LONG_SPANS[0]);
+  const days = await summariseFull(prisma, LONG_SPANS[1]);
+  return { hours, sixHours, days, redone };
 }
