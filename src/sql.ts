@@ -128,10 +128,39 @@ SELECT pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity
  WHERE pid = $1::int AND xact_start = $2::timestamptz`;
 
 /**
+ * The answer of a claim statement for a job it wrote no row for (outcome `conflict`), read by
+ * that same statement, so a busy section costs one round trip: the job's own row (`own_state`,
+ * `own_attempt`: a stale attempt, a settled job, or this attempt's row from an earlier try whose
+ * answer was lost) and the section's holder (`holder_jid`). `holder_lapsed`: the holder's lease
+ * has passed; the caller then asks `claimConflict(s)`, which ends it (an expired lease frees its
+ * section without a reaper) and tries again.
+ * The reads see the statement's snapshot, taken before its insert met the conflict: a holder that
+ * committed after it is not seen (holder_jid NULL: the caller claims again, as after a holder
+ * that left), and a holder seen there may have left since, a newer one having taken its place
+ * (the section is busy all the same). The first select of a claim statement: it names the columns.
+ * `from`: the jobs asked about, as `x` with a column `jid`; `userId`, `group`: their section;
+ * `mates`: the statement's own inserted rows (jid, user_id, "group"), which its snapshot does not
+ * show, for a batch whose jobs share a section; `lead`: columns before the answer's.
+ */
+const conflictAnswer = (o: { from: string; userId: string; group: string; mates?: string; lead?: string }) => `
+SELECT ${o.lead ?? ''}'conflict' AS outcome, own.state::text AS own_state, own.attempt AS own_attempt,
+       ${o.mates ? 'COALESCE(mate.jid, held.jid)::text' : 'held.jid::text'} AS holder_jid,
+       ${o.mates ? 'mate.jid IS NULL AND ' : ''}held.lease_until < clock_timestamp() AS holder_lapsed
+  FROM ${o.from}
+  LEFT JOIN job_logs own ON own.jid = x.jid${o.mates ? `
+  LEFT JOIN ${o.mates} mate ON mate.user_id = ${o.userId} AND mate."group" = ${o.group}` : ''}
+  -- The section index is unique: one probe, at most one holder.
+  LEFT JOIN job_logs held ON held.user_id = ${o.userId} AND held."group" = ${o.group} AND held.state = 'started'`;
+
+/** The answer columns of a claimed (or re-entered) job. */
+const NO_CONFLICT = 'NULL::text, NULL::int, NULL::text, NULL::boolean';
+
+/**
  * Claim a job's row in one statement: re-enter the row of an earlier attempt of the same job
  * when it is still `started` (a retry keeps its section), otherwise insert a new `started` row.
  * The insert does nothing when the jid exists or another job holds the (user, group) section
- * (the partial unique index); the caller then asks `claimConflict` why.
+ * (the partial unique index); the statement then tells why (see conflictAnswer).
+ * One row: outcome `conflict`, `reentered` or `claimed`.
  * $1 jid, $2 queue, $3 job type, $4 user id, $5 group, $6 attempt, $7 max attempts, $8 queued at
  */
 export const claim = `
@@ -149,16 +178,19 @@ WITH reentered AS (
   ON CONFLICT DO NOTHING
   RETURNING id
 )
-SELECT 'reentered' AS outcome FROM reentered
+${conflictAnswer({ from: '(SELECT $1::uuid AS jid) x', userId: '$4::text /*user_id*/', group: '$5::text' })}
+ WHERE NOT EXISTS (SELECT 1 FROM reentered) AND NOT EXISTS (SELECT 1 FROM inserted)
 UNION ALL
-SELECT 'claimed' AS outcome FROM inserted`;
+SELECT 'reentered', ${NO_CONFLICT} FROM reentered
+UNION ALL
+SELECT 'claimed', ${NO_CONFLICT} FROM inserted`;
 
 /**
  * Why a claim inserted nothing: the job's own row (stale attempt or already settled) or the
  * section's holder. A holder whose lease has passed is ended here and not reported (the main query
  * reads the rows as they were before the CTE's update), so the caller claims again: an expired
- * lease frees its section without a reaper. Only a claim that found its
- * section taken runs this, so the claims themselves cost nothing more.
+ * lease frees its section without a reaper. Only a claim whose own answer (conflictAnswer) found
+ * its section's holder lapsed runs this: a busy section costs the claim statement alone.
  * $1 jid, $2 user id, $3 group
  */
 export const claimConflict = `
@@ -272,24 +304,36 @@ const BATCH_INPUT = `SELECT * FROM jsonb_to_recordset($1::jsonb)
     AS x(jid uuid, queue text, job_type text, user_id text /*user_id*/, "group" text, attempt int,
          max_attempts int, queued_at timestamptz /*fields:def*/)`;
 
+/** The answer of a batch claim for its jobs that got no row (see conflictAnswer), by jid. */
+const batchConflicts = (claimed: string) => `${conflictAnswer({
+  from: 'input x', userId: 'x.user_id', group: 'x."group"', mates: 'inserted', lead: 'x.jid::text AS jid, ',
+})}
+ WHERE NOT EXISTS (SELECT 1 FROM ${claimed} c WHERE c.jid = x.jid)`;
+
 /**
  * Claim the rows of many first attempts in one statement (the jobs of a batch, and of concurrent
  * workers): `claim` for a JSON array of jobs, without the re-entry a first attempt never needs.
- * Returns the jids it claimed; two jobs of one statement that share a section: exactly one wins.
+ * One row per job: `claimed`, or `conflict` with why (conflictAnswer); two jobs of one statement
+ * that share a section: exactly one wins, the other is told it is the holder.
  * Rows go in (user, group, jid) order, so two concurrent batch claims take the unique index
  * entries in the same order and do not deadlock each other on them.
  * $1 jsonb array of { jid, queue, job_type, user_id, group, attempt, max_attempts, queued_at }
  */
 export const claimFirstAttempts = `
-WITH input AS (${BATCH_INPUT})
+WITH input AS (${BATCH_INPUT}
+), inserted AS (
 ${BATCH_INSERT}
    ORDER BY x.user_id, x."group", x.jid
   ON CONFLICT DO NOTHING
-RETURNING jid::text AS jid, 'claimed' AS outcome`;
+  RETURNING jid, user_id, "group"
+)
+${batchConflicts('inserted')}
+UNION ALL
+SELECT jid::text, 'claimed', ${NO_CONFLICT} FROM inserted`;
 
 /**
  * `claim` for many jobs, retries among them: re-enter each job's own `started` row of an earlier
- * attempt, insert the others. Returns the jids it claimed, each with its outcome.
+ * attempt, insert the others. One row per job, as claimFirstAttempts: `reentered` too.
  * $1 as for claimFirstAttempts
  */
 export const claimBatch = `
@@ -305,11 +349,15 @@ ${BATCH_INSERT}
    WHERE NOT EXISTS (SELECT 1 FROM reentered r WHERE r.jid = x.jid)
    ORDER BY x.user_id, x."group", x.jid
   ON CONFLICT DO NOTHING
-  RETURNING jid
+  RETURNING jid, user_id, "group"
+), claimed AS (
+  SELECT jid FROM reentered UNION ALL SELECT jid FROM inserted
 )
-SELECT jid::text AS jid, 'reentered' AS outcome FROM reentered
+${batchConflicts('claimed')}
 UNION ALL
-SELECT jid::text AS jid, 'claimed' AS outcome FROM inserted`;
+SELECT jid::text, 'reentered', ${NO_CONFLICT} FROM reentered
+UNION ALL
+SELECT jid::text, 'claimed', ${NO_CONFLICT} FROM inserted`;
 
 /**
  * `claimConflict` for many jobs, after a batch claim (in a new snapshot, so it sees the rows that
@@ -365,19 +413,26 @@ UPDATE job_logs j
 RETURNING j.jid::text AS jid`;
 
 /**
- * The row of a `joblog.section()`: like `claim`'s insert, with a lease instead of a pg-boss job.
+ * The row of a `joblog.section()`: like `claim`'s insert, with a lease instead of a pg-boss job,
+ * and the same answer (one row: `claimed`, or `conflict` with why).
  * The holder renews the lease while it runs; once it has passed, the next claim of the section
  * (see `claimConflict`) or the reaper ends the row.
  * $1 jid, $2 queue, $3 job type, $4 user id, $5 group, $6 lease seconds
  */
 export const claimSection = `
-INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, lease_until,
-                      started_at, created_at, updated_at /*fields:cols*/)
-VALUES ($1::uuid, $2::text, $3::text::"JobType", $4::text /*user_id*/, $5::text, 1, 1,
-        clock_timestamp() + $6::float8 * interval '1 second',
-        clock_timestamp(), clock_timestamp(), clock_timestamp() /*fields:section*/)
-ON CONFLICT DO NOTHING
-RETURNING id`;
+WITH inserted AS (
+  INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, lease_until,
+                        started_at, created_at, updated_at /*fields:cols*/)
+  VALUES ($1::uuid, $2::text, $3::text::"JobType", $4::text /*user_id*/, $5::text, 1, 1,
+          clock_timestamp() + $6::float8 * interval '1 second',
+          clock_timestamp(), clock_timestamp(), clock_timestamp() /*fields:section*/)
+  ON CONFLICT DO NOTHING
+  RETURNING id
+)
+${conflictAnswer({ from: '(SELECT $1::uuid AS jid) x', userId: '$4::text /*user_id*/', group: '$5::text' })}
+ WHERE NOT EXISTS (SELECT 1 FROM inserted)
+UNION ALL
+SELECT 'claimed', ${NO_CONFLICT} FROM inserted`;
 
 /** $1 jid, $2 lease seconds */
 export const renewLease = `

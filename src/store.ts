@@ -51,10 +51,11 @@ export interface Settlement {
 }
 
 /**
- * Why a claim wrote no row, from a `claimConflict(s)` row: the job's own row (of this attempt: an
- * earlier try of this same claim wrote it, and the answer was lost; of a newer attempt; or
- * settled), or the section's holder. Null when neither exists any more (the holder left between
- * the claim and the look-up): the caller claims again, unless this was its `last` try.
+ * Why a claim wrote no row, from a claim statement's `conflict` answer or a `claimConflict(s)` row:
+ * the job's own row (of this attempt: an earlier try of this same claim wrote it, and the answer
+ * was lost; of a newer attempt; or settled), or the section's holder. Null when neither was seen
+ * (the holder left, or came after the statement's snapshot): the caller claims again, unless this
+ * was its `last` try.
  */
 function conflictOutcome(why: Record<string, unknown> | undefined, attempt: number, last: boolean): ClaimResult | null {
   if (why?.own_state === 'started') {
@@ -64,6 +65,12 @@ function conflictOutcome(why: Record<string, unknown> | undefined, attempt: numb
   if (why?.own_state) return { outcome: 'settled', state: why.own_state as JobState };
   if (why?.holder_jid || last) return { outcome: 'busy', holderJid: (why?.holder_jid as string | null) ?? null };
   return null;
+}
+
+/** A claim statement's answer for one job: claimed or re-entered, else why not (conflictOutcome). */
+function claimOutcome(answer: Record<string, unknown> | undefined, attempt: number, last: boolean): ClaimResult | null {
+  if (answer?.outcome === 'claimed' || answer?.outcome === 'reentered') return { outcome: answer.outcome };
+  return conflictOutcome(answer, attempt, last);
 }
 
 /** Runs one statement and resolves to its rows. */
@@ -158,18 +165,30 @@ export class LogStore {
         };
       });
       const statement = input.every((job) => job.attempt === 1) ? sql.claimFirstAttempts : sql.claimBatch;
-      const claimed = new Map((await this.#rows(statement, [toJson(input)], columns)).map((r) => [r.jid as string, r.outcome]));
-      const lost = open.filter((i) => {
-        const outcome = claimed.get(jobs[i]!.jid);
-        if (outcome) results[i] = { outcome: outcome as 'claimed' | 'reentered' };
-        return !outcome;
-      });
-      open = lost.length === 0 ? [] : await this.#explainLost(jobs, lost, results, tries >= CLAIM_TRIES);
+      const answers = new Map((await this.#rows(statement, [toJson(input)], columns)).map((r) => [r.jid as string, r]));
+      const last = tries >= CLAIM_TRIES;
+      const again: number[] = [];
+      const lapsed: number[] = [];
+      for (const i of open) {
+        const answer = answers.get(jobs[i]!.jid);
+        if (answer?.holder_lapsed) {
+          lapsed.push(i);
+          continue;
+        }
+        const outcome = claimOutcome(answer, jobs[i]!.attempt, last);
+        if (outcome) results[i] = outcome;
+        else again.push(i);
+      }
+      if (lapsed.length > 0) again.push(...await this.#explainLost(jobs, lapsed, results, last));
+      open = again;
     }
     return results as ClaimResult[];
   }
 
-  /** Why the jobs at `lost` got no row; resolves to those whose conflict is already gone (try again). */
+  /**
+   * Why the jobs at `lost` got no row, asked in a statement of its own (which ends the lapsed
+   * holders' rows); resolves to those whose conflict is already gone (try again).
+   */
   async #explainLost(jobs: JobIdentity[], lost: number[], results: (ClaimResult | undefined)[], last: boolean): Promise<number[]> {
     const input = lost.map((i) => ({ i, jid: jobs[i]!.jid, user_id: jobs[i]!.userId, group: jobs[i]!.group }));
     const rows = await this.#rows(sql.claimConflicts, [JSON.stringify(input)]);
@@ -220,18 +239,21 @@ export class LogStore {
   }
 
   /**
-   * Run a claim statement; when it wrote no row, ask why, and try again if the holder just left.
+   * Run a claim statement, which answers why when it wrote no row; try again if it saw no holder
+   * (it just left, or came after the statement began). Only a lapsed holder costs a second
+   * statement (`claimConflict`, which ends its row).
    * A job with `fields` passes them as one more parameter, a jsonb object (`claim`'s $9, `claimSection`'s $7).
    */
   async #claimOrDiagnose(job: JobIdentity, statement: string, values: unknown[]): Promise<ClaimResult> {
     const columns = this.#fieldColumns(job);
     if (columns.length > 0) values = [...values, toJson(job.fields)];
     for (let tries = 1; ; tries++) {
-      const [row] = await this.#rows(statement, values, columns);
-      if (row) return { outcome: row.outcome === 'reentered' ? 'reentered' : 'claimed' };
-      const [why] = await this.#rows(sql.claimConflict, [job.jid, job.userId, job.group]);
-      this.#lapsed(why);
-      const outcome = conflictOutcome(why, job.attempt, tries >= CLAIM_TRIES);
+      let [why] = await this.#rows(statement, values, columns);
+      if (why?.holder_lapsed) {
+        [why] = await this.#rows(sql.claimConflict, [job.jid, job.userId, job.group]);
+        this.#lapsed(why);
+      }
+      const outcome = claimOutcome(why, job.attempt, tries >= CLAIM_TRIES);
       if (outcome) return outcome;
     }
   }
