@@ -26,14 +26,14 @@ import { spawnWorker } from './bench/worker-host.ts';
 
 // The hand-written log without a section costs what it costs with one (the same row work): the
 // full run measures it, the quick run leaves it out to stay under two minutes.
-const QUICK_MODES: Mode[] = ['untracked', 'tracked', 'trackedViaBoss', 'trackedNoSection', 'handWritten'];
+const QUICK_MODES: Mode[] = ['untracked', 'perJob', 'tracked', 'trackedViaBoss', 'trackedNoSection', 'handWritten'];
 
 /** How much of everything: --quick trades precision for a run under two minutes. */
 function plan(args: BenchArgs) {
   const quick = args.quick;
   return {
     rounds: quick ? 3 : 5,
-    modes: quick ? QUICK_MODES : [...QUICK_MODES, 'handWrittenNoSection', 'perJob'] satisfies Mode[],
+    modes: args.modes ?? (quick ? QUICK_MODES : [...QUICK_MODES, 'handWrittenNoSection', 'metadataOnly', 'perJobResultsOnly'] satisfies Mode[]),
     batch1Jobs: quick ? 400 : 2000,
     batch50Jobs: quick ? 3000 : 15_000,
     claims: quick ? 300 : 4800,

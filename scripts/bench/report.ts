@@ -62,6 +62,13 @@ export function overhead(t: ThroughputResult, mode: Mode): { app: number; db: nu
   };
 }
 
+const perJobCpu = (r: BenchResults, batch: number) => {
+  const t = shape(r, batch);
+  if (!t?.runs.perJob) return undefined;
+  const o = overhead(t, 'perJob');
+  return o.app + o.db;
+};
+
 const claimP99 = (r: BenchResults, contenders: number) =>
   r.claims.find((c) => c.scenario === 'one section' && c.contenders === contenders)?.p99;
 const queryMedian = (r: BenchResults, name: string) => r.queries.find((q) => q.name === name)?.median;
@@ -85,10 +92,13 @@ export function summaryLine(r: BenchResults): string {
     `batch1_viaboss=${f(ratioAt(r, 1, 'trackedViaBoss', 'untracked'))}`,
     `batch50_viaboss=${f(ratioAt(r, 50, 'trackedViaBoss', 'untracked'))}`,
     `app_us_per_job50_viaboss=${f(t50 && overhead(t50, 'trackedViaBoss').app, 0)}`,
+    // pg-boss's own price for includeMetadata + perJobResults: app + PostgreSQL CPU per job over untracked.
+    `perjob_cpu_us1=${f(perJobCpu(r, 1), 0)}`,
+    `perjob_cpu_us50=${f(perJobCpu(r, 50), 0)}`,
   ].join(' ');
 }
 
-const LOGS: Mode[] = ['tracked', 'trackedViaBoss', 'trackedNoSection', 'handWritten', 'handWrittenNoSection', 'perJob'];
+const LOGS: Mode[] = ['tracked', 'trackedViaBoss', 'trackedNoSection', 'handWritten', 'handWrittenNoSection', 'perJob', 'metadataOnly', 'perJobResultsOnly'];
 
 function throughputTables(r: BenchResults): string[] {
   const out: string[] = [];

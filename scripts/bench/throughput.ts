@@ -19,17 +19,19 @@ export interface DrainShape {
 /**
  * `untracked`: plain `boss.work`, no-op handler. `perJob`: the same with the two pg-boss options
  * the tracker needs (includeMetadata, perJobResults) and no log: pg-boss's own cost of those
- * options. `tracked`: `joblog.work`, every job takes a section of its own. `trackedNoSection`: the
+ * options; `metadataOnly` and `perJobResultsOnly`: each of the two alone. `tracked`: `joblog.work`, every job takes a section of its own. `trackedNoSection`: the
  * same without a group (no section). `handWritten`: INSERT + UPDATE per job through pg
  * (hand-written.ts), rows with a section; `handWrittenNoSection`: its rows without a group.
  * `trackedViaBoss`: `tracked` with `writesThrough: 'pg-boss'` (the log's writes on pg-boss's pool).
  */
-export const MODES = ['untracked', 'perJob', 'tracked', 'trackedViaBoss', 'trackedNoSection', 'handWritten', 'handWrittenNoSection'] as const;
+export const MODES = ['untracked', 'perJob', 'metadataOnly', 'perJobResultsOnly', 'tracked', 'trackedViaBoss', 'trackedNoSection', 'handWritten', 'handWrittenNoSection'] as const;
 export type Mode = (typeof MODES)[number];
 
 export const MODE_LABELS: Record<Mode, string> = {
   untracked: 'untracked',
   perJob: 'pg-boss + includeMetadata + perJobResults, no log',
+  metadataOnly: 'pg-boss + includeMetadata, no log',
+  perJobResultsOnly: 'pg-boss + perJobResults, no log',
   tracked: 'tracked, with a section',
   trackedViaBoss: "tracked, with a section, writesThrough 'pg-boss'",
   trackedNoSection: 'tracked, no section',
@@ -121,6 +123,11 @@ export function startWorker(deps: WorkerDeps, mode: Mode, queue: string, shape: 
       return boss.work(queue, workOptions(shape), noop);
     case 'perJob':
       return boss.work(queue, { ...workOptions(shape), includeMetadata: true, perJobResults: true }, async (jobs) =>
+        jobs.map((job) => ({ id: job.id, status: 'completed' as const })));
+    case 'metadataOnly':
+      return boss.work(queue, { ...workOptions(shape), includeMetadata: true }, noop);
+    case 'perJobResultsOnly':
+      return boss.work(queue, { ...workOptions(shape), perJobResults: true }, async (jobs) =>
         jobs.map((job) => ({ id: job.id, status: 'completed' as const })));
     case 'tracked':
       return joblog.work(queue, { ...workOptions(shape), type: 'report_export', group: 'bench', userId }, noop);
