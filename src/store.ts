@@ -1,6 +1,7 @@
 import type { BusyAttempt } from './busy-history.ts';
 import * as sql from './sql.ts';
 import { Coalescer } from './coalesce.ts';
+import { ContendedSections } from './contended.ts';
 import { recordError, toJobLogRow, toJson } from './rows.ts';
 import { InvalidOptionsError, StaleAttemptError } from './errors.ts';
 import { LogTable, type Column } from './names.ts';
@@ -82,6 +83,9 @@ const PRISMA_TRANSACTION_TIMEOUT_MS = 5000;
 /** At most this many jobs go into one combined claim or settle statement. */
 const MAX_BATCH_ROWS = 500;
 
+/** How long a section found held counts as contended, and how many are remembered. */
+const CONTENDED = { forMs: 10_000, max: 10_000 };
+
 /** Every read and write of the log's table, through the caller's Prisma client. */
 export class LogStore {
   readonly #prisma: PrismaLike;
@@ -91,6 +95,7 @@ export class LogStore {
   // while one statement runs go together in the next.
   readonly #claims: Coalescer<JobIdentity, ClaimResult>;
   readonly #settles: Coalescer<Settlement, SettleResult>;
+  readonly #contended = new ContendedSections(CONTENDED);
 
   /** Told the jids of rows that just reached a terminal state (for the `settled` event). */
   onTerminal: ((jids: string[]) => void) | null = null;
@@ -165,23 +170,26 @@ export class LogStore {
         };
       });
       const statement = input.every((job) => job.attempt === 1) ? sql.claimFirstAttempts : sql.claimBatch;
-      const answers = new Map((await this.#rows(statement, [toJson(input)], columns)).map((r) => [r.jid as string, r]));
+      const answering = open.some((i) => this.#contended.has(jobs[i]!));
+      const rows = await this.#rows(answering ? statement.answering : statement.plain, [toJson(input)], columns);
+      const answers = new Map(rows.map((r) => [r.jid as string, r]));
       const last = tries >= CLAIM_TRIES;
       const again: number[] = [];
-      const lapsed: number[] = [];
+      const unexplained: number[] = [];
       for (const i of open) {
         const answer = answers.get(jobs[i]!.jid);
-        if (answer?.holder_lapsed) {
-          lapsed.push(i);
+        if (!answer || answer.holder_lapsed) {
+          unexplained.push(i);
           continue;
         }
         const outcome = claimOutcome(answer, jobs[i]!.attempt, last);
         if (outcome) results[i] = outcome;
         else again.push(i);
       }
-      if (lapsed.length > 0) again.push(...await this.#explainLost(jobs, lapsed, results, last));
+      if (unexplained.length > 0) again.push(...await this.#explainLost(jobs, unexplained, results, last));
       open = again;
     }
+    for (const [i, result] of results.entries()) if (result?.outcome === 'busy') this.#contended.mark(jobs[i]!);
     return results as ClaimResult[];
   }
 
@@ -239,21 +247,22 @@ export class LogStore {
   }
 
   /**
-   * Run a claim statement, which answers why when it wrote no row; try again if it saw no holder
-   * (it just left, or came after the statement began). Only a lapsed holder costs a second
-   * statement (`claimConflict`, which ends its row).
+   * Run a claim statement; when it wrote no row, learn why (from its own answer for a contended
+   * section, else from `claimConflict`, which also ends a holder whose lease passed), and try
+   * again if no holder was seen (it just left, or came after the statement began).
    * A job with `fields` passes them as one more parameter, a jsonb object (`claim`'s $9, `claimSection`'s $7).
    */
-  async #claimOrDiagnose(job: JobIdentity, statement: string, values: unknown[]): Promise<ClaimResult> {
+  async #claimOrDiagnose(job: JobIdentity, statement: sql.ClaimStatement, values: unknown[]): Promise<ClaimResult> {
     const columns = this.#fieldColumns(job);
     if (columns.length > 0) values = [...values, toJson(job.fields)];
     for (let tries = 1; ; tries++) {
-      let [why] = await this.#rows(statement, values, columns);
-      if (why?.holder_lapsed) {
+      let [why] = await this.#rows(this.#contended.has(job) ? statement.answering : statement.plain, values, columns);
+      if (!why || why.holder_lapsed) {
         [why] = await this.#rows(sql.claimConflict, [job.jid, job.userId, job.group]);
         this.#lapsed(why);
       }
       const outcome = claimOutcome(why, job.attempt, tries >= CLAIM_TRIES);
+      if (outcome?.outcome === 'busy') this.#contended.mark(job);
       if (outcome) return outcome;
     }
   }

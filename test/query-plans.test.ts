@@ -92,13 +92,13 @@ describe('query plans', () => {
     const conflicts = await scans({ sql: sql.claimConflicts, values: [JSON.stringify(input)] }, true);
     expect(conflicts.join(' ')).toMatch(/Index Scan:job_logs_section_key\b/);
     expect(conflicts).not.toContain('Seq Scan');
-    // A claim statement answers a busy section itself: the holder through the section index, the job's own row by jid.
+    // A claim of a contended section answers a busy section itself: the holder through the section index, the job's own row by jid.
     const jobs = input.map(({ jid, user_id, group }) => ({ jid, queue: 'q', job_type: 'reconciliation', user_id, group, attempt: 2, max_attempts: 3, queued_at: null }));
     for (const statement of [
-      { sql: sql.claim, values: [randomUUID(), 'q', 'reconciliation', 'user-42', 'financial', 1, 3, null] },
-      { sql: sql.claimSection, values: [randomUUID(), 'section', 'reconciliation', 'user-42', 'financial', 30] },
-      { sql: sql.claimFirstAttempts, values: [JSON.stringify(jobs)] },
-      { sql: sql.claimBatch, values: [JSON.stringify(jobs)] },
+      { sql: sql.claim.answering, values: [randomUUID(), 'q', 'reconciliation', 'user-42', 'financial', 1, 3, null] },
+      { sql: sql.claimSection.answering, values: [randomUUID(), 'section', 'reconciliation', 'user-42', 'financial', 30] },
+      { sql: sql.claimFirstAttempts.answering, values: [JSON.stringify(jobs)] },
+      { sql: sql.claimBatch.answering, values: [JSON.stringify(jobs)] },
     ]) {
       const claimScans = await scans(statement, true);
       expect(claimScans.join(' ')).toMatch(/Index Scan:job_logs_section_key\b/);
