@@ -2,7 +2,7 @@ import type { BusyAttempt } from './busy-history.ts';
 import * as sql from './sql.ts';
 import { Coalescer } from './coalesce.ts';
 import { recordError, toJobLogRow, toJson } from './rows.ts';
-import { isValueError } from './db-errors.ts';
+import { isValueError, sqlStateOf } from './db-errors.ts';
 import { InvalidOptionsError, InvalidPayloadError, StaleAttemptError } from './errors.ts';
 import { LogTable, type Column } from './names.ts';
 import type { FencedOptions, JobLogRow, JobState, PrismaLike, RecordedError } from './types.ts';
@@ -251,7 +251,7 @@ export class LogStore {
     } catch (cause) {
       if (!isValueError(cause)) throw cause;
       const { fields, ...identity } = s.run!.identity;
-      const path = fields ? 'userId, group, fields' : 'userId, group';
+      const path = fields ? 'userId, group, fields' : sqlStateOf(cause) === '23503' ? 'userId' : 'userId, group';
       const values = toJson([identity.userId, identity.group, ...(fields ? [fields] : [])]);
       const refused = new InvalidPayloadError(s.jid, [{ path, message: `the log refused the job's ${path} ${values}: ${recordError(cause).message}` }], { cause });
       const bare = { ...s, run: { ...s.run!, identity: { ...identity, userId: null, group: null } } };

@@ -89,8 +89,8 @@ export function attemptOf(job: JobWithMetadata<unknown>, retryable: boolean): At
  * Runs the jobs of one pg-boss batch. The rows of all its jobs with a section are claimed in one
  * statement, the handler runs once per job, one job after the other, and every row is settled in
  * one statement before pg-boss hears the results (so a job pg-boss completes already has its final
- * row). A first attempt without a section has nothing to claim: its row is written only after its
- * handler, in the batch's settling write (see `unwritten`). One job's failure never fails the
+ * row). A first attempt without a section (and without `fields`) has nothing to claim: its row is
+ * written only after its handler, in the batch's settling write (see `unwritten`). One job's failure never fails the
  * others. Claims and settles of concurrent workers share statements too (see
  * LogStore.claimBatch): the log costs about two statements per batch of workers, not per job, and
  * one for a batch of jobs without a section.
@@ -225,9 +225,11 @@ interface Admitted<T> {
   attempt: Attempt;
   data: T;
   /**
-   * A first attempt without a section: not claimed, its row is written after its handler (or once
-   * it runs RUNNING_ROW_AFTER_MS). Retries are claimed as before: the claim re-enters the row of a
-   * failed attempt, and refuses to run a job whose row is settled already or a newer attempt's.
+   * A first attempt without a section and without `fields`: not claimed, its row is written after
+   * its handler (or once it runs RUNNING_ROW_AFTER_MS). Retries are claimed as before: the claim
+   * re-enters the row of a failed attempt, and refuses to run a job whose row is settled already
+   * or a newer attempt's. A job with `fields` is claimed too: a value its column refuses (the app's
+   * foreign key, say) must end the job `failed` before it runs, and only a write can tell.
    */
   unwritten: boolean;
 }
@@ -276,7 +278,7 @@ async function admit<T>(store: LogStore, config: TrackerConfig<T>, job: JobWithM
     return { result: { id: job.id, status: 'deadletter', output: recordError(error) } };
   }
   const identity = { ...base, userId: prepared.userId, group: prepared.group, ...(prepared.fields ? { fields: prepared.fields } : {}) };
-  const unwritten = !takesSection(identity) && attempt.attempt === 1 && waitMarkOf(job as JobWithMetadata<unknown>) === null;
+  const unwritten = !takesSection(identity) && !identity.fields && attempt.attempt === 1 && waitMarkOf(job as JobWithMetadata<unknown>) === null;
   return { job, identity, attempt, data: prepared.data, unwritten };
 }
 
