@@ -86,14 +86,14 @@ export function attemptOf(job: JobWithMetadata<unknown>, retryable: boolean): At
 }
 
 /**
- * Runs the jobs of one pg-boss batch. The rows of all its jobs with a section are claimed in one
- * statement, the handler runs once per job, one job after the other, and every row is settled in
- * one statement before pg-boss hears the results (so a job pg-boss completes already has its final
- * row). A first attempt without a section (and without `fields`) has nothing to claim: its row is
- * written only after its handler, in the batch's settling write (see `unwritten`). One job's failure never fails the
- * others. Claims and settles of concurrent workers share statements too (see
+ * Runs the jobs of one pg-boss batch. The rows of its jobs are claimed in one statement, the
+ * handler runs once per job, one job after the other, and every row is settled in one statement
+ * before pg-boss hears the results (so a job pg-boss completes already has its final row). A first
+ * attempt without a section (and without `fields`) has nothing to claim: its row is written only
+ * in the settling statement, after its handler (see `Admitted.unwritten`). One job's failure never
+ * fails the others. Claims and settles of concurrent workers share statements too (see
  * LogStore.claimBatch): the log costs about two statements per batch of workers, not per job, and
- * one for a batch of jobs without a section.
+ * one when the jobs have no section.
  */
 export function createBatchHandler<T>(
   store: LogStore,
