@@ -156,13 +156,13 @@ async function runAll<T>(
   results: Map<string, JobResult>,
   tracer: AttemptTracer | undefined,
 ): Promise<Settlement[]> {
-  const started = performance.now();
   const pending: Settlement[] = [];
   const flushes: Promise<void>[] = [];
-  const flush = () => {
-    if (pending.length > 0) flushes.push(settleAll(store, warn, pending.splice(0)));
-  };
-  let checkedAt = started;
+  const clock = batchClock(
+    () => { if (pending.length > 0) flushes.push(settleAll(store, warn, pending.splice(0))); },
+    (running) => flushes.push(recordRunning(store, warn, running)),
+  );
+  let checkedAt = performance.now();
   let owned: Set<string> | null = null; // null: every row, as the claim left them
   for (const [i, entry] of runnable.entries()) {
     if (performance.now() - checkedAt > RECHECK_AFTER_MS) {
@@ -181,17 +181,60 @@ async function runAll<T>(
       pending.push({ ...runOf(entry, now, now), jid: entry.job.id, attempt: entry.attempt.attempt, state: nextState(entry.attempt), error });
       continue;
     }
-    const timer = pending.length > 0 ? setTimeout(flush, Math.max(0, RECHECK_AFTER_MS - (performance.now() - started))) : null;
-    try {
-      const { result, settlement } = await runClaimed(store, handler, warn, entry, flushes, tracer);
-      results.set(entry.job.id, result);
-      pending.push(settlement);
-    } finally {
-      if (timer) clearTimeout(timer);
-    }
+    const { result, settlement } = await runClaimed(store, handler, entry, clock, tracer);
+    results.set(entry.job.id, result);
+    pending.push(settlement);
   }
+  clock.stop();
   await Promise.all(flushes);
   return pending;
+}
+
+/** What a batch's handlers tell its clock. */
+interface BatchClock {
+  /** A handler starts; `running` for a job whose row is written after it. */
+  starting(running: Running | null): void;
+  /** That handler has returned or thrown. */
+  ended(): void;
+  stop(): void;
+}
+
+/**
+ * The timers of one batch. Once it has run RECHECK_AFTER_MS, `flush` settles the outcomes so far
+ * (then again as each next handler starts), and a job without a section whose handler has run
+ * RUNNING_ROW_AFTER_MS gets its `started` row (`record`). A batch that ends sooner costs one timer,
+ * not one per job (a timer per job was 4 µs of CPU per job at batch 50).
+ */
+function batchClock(flush: () => void, record: (running: Running) => void): BatchClock {
+  let long = false;
+  let current: Running | null = null;
+  let watch: ReturnType<typeof setTimeout> | null = null;
+  const watchRunning = (running: Running) => {
+    const left = RUNNING_ROW_AFTER_MS - (performance.now() - running.startedAt);
+    watch = setTimeout(() => {
+      watch = null;
+      if (current === running) record(running);
+    }, Math.max(0, left));
+  };
+  const timer = setTimeout(() => {
+    long = true;
+    flush();
+    if (current) watchRunning(current);
+  }, RECHECK_AFTER_MS);
+  return {
+    starting(running) {
+      current = running;
+      if (!long) return;
+      flush();
+      if (running) watchRunning(running);
+    },
+    ended() {
+      current = null;
+      if (watch) clearTimeout(watch);
+      watch = null;
+    },
+    stop: () => clearTimeout(timer),
+  };
 }
 
 /** The jids of `entries` whose rows are still theirs; none when that cannot be read (then none may start). */
@@ -375,22 +418,21 @@ async function unclaimed<T>(
 
 /**
  * Run the handler of a claimed job (or of one whose row is written after it); the row's settling
- * write is left to the batch. An `unwritten` job still running after RUNNING_ROW_AFTER_MS gets its
- * `started` row then (the write joins `background`, which the batch awaits).
+ * write is left to the batch. The batch's clock writes the `started` row of an `unwritten` job
+ * still running after RUNNING_ROW_AFTER_MS.
  */
 async function runClaimed<T>(
   store: LogStore,
   handler: TrackedHandler<T>,
-  warn: WarningSink,
   entry: Admitted<T>,
-  background: Promise<void>[],
+  clock: BatchClock,
   tracer: AttemptTracer | undefined,
 ): Promise<{ result: JobResult; settlement: Settlement }> {
   const { job, identity, attempt, data } = entry;
   const parsed = withData(job, data);
   const running: Running = { identity, startedAt: performance.now() };
   const ctx = contextFor(store, identity, attempt, parsed, entry.unwritten ? running : null);
-  const timer = entry.unwritten ? setTimeout(() => background.push(recordRunning(store, warn, running)), RUNNING_ROW_AFTER_MS) : null;
+  clock.starting(entry.unwritten ? running : null);
   let outcome: { result: JobResult; settlement: Settlement };
   try {
     const run = () => handler(parsed, ctx);
@@ -405,7 +447,7 @@ async function runClaimed<T>(
       settlement: { jid: job.id, attempt: attempt.attempt, state: nextState(attempt), error },
     };
   } finally {
-    if (timer) clearTimeout(timer);
+    clock.ended();
   }
   Object.assign(outcome.settlement, runOf(entry, running.startedAt, performance.now()));
   return outcome;
