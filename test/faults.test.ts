@@ -78,6 +78,40 @@ describe('faults', () => {
     joblog.stop();
   }, 60_000);
 
+  test('SIGKILL of jobs without a section in their first second (no row yet): the retry writes the row with the lost attempt; the last attempt\'s row comes from pg-boss\'s side', async () => {
+    const supervisor = await db.boss({ supervise: true, superviseIntervalSeconds: 1, monitorIntervalSeconds: 1 });
+    const joblog = createJobLog({ prisma: db.prisma, boss: supervisor, reaper: { intervalSeconds: 1 } });
+    const retried = queueName('ns-crash-retry');
+    const last = queueName('ns-crash-last');
+    await supervisor.createQueue(retried, { retryLimit: 1, heartbeatSeconds: 10 });
+    await supervisor.createQueue(last, { retryLimit: 0, heartbeatSeconds: 10 });
+    const rowOf = async (jid: string) => (await db.pool.query(`SELECT state::text FROM job_logs WHERE jid = $1::uuid`, [jid])).rows[0] ?? null;
+
+    // Queued before the worker starts: its first fetch of each queue starts both at once.
+    const retryJid = (await supervisor.send(retried, { userId: 'u-ns-retry', hangOnAttempt: 1, noSection: true }))!;
+    const lastJid = (await supervisor.send(last, { userId: 'u-ns-last', hangOnAttempt: 1, noSection: true }))!;
+    const first = await workerProcess([retried, last]);
+    await first.seen(`started ${retryJid} 1`);
+    await first.seen(`started ${lastJid} 1`);
+    first.child.kill('SIGKILL'); // well inside the first second of the second handler: neither has a row
+    expect([await rowOf(retryJid), await rowOf(lastJid)]).toEqual([null, null]);
+    // The reaper's pass over pg-boss's ended jobs covers the queues this log works: this one runs none of their jobs.
+    await joblog.work(last, { ...FAST, type: 'financial_data_import' }, async () => { throw new Error('not to be run here'); });
+    const second = await workerProcess([retried]);
+
+    await second.seen(`finished ${retryJid} 2`);
+    const row = await waitForRow(joblog, retryJid, ['finished']);
+    expect(row).toMatchObject({ attempt: 2, maxAttempts: 2, userId: 'u-ns-retry', group: null });
+    expect(row.errors.map((e) => [e.attempt, e.error.message])).toEqual([
+      [1, 'attempt 1 ended without settling its row: job heartbeat timeout'],
+    ]);
+
+    const dead = await waitForRow(joblog, lastJid, ['failed'], 30_000);
+    expect(dead).toMatchObject({ attempt: 1, userId: null, group: null, error: { code: 'NO_ROW' } });
+    expect(dead.error!.message).toContain('heartbeat');
+    joblog.stop();
+  }, 60_000);
+
   test('connection cut while settling: the settle is tried again, then the row stays started and reap() makes it match pg-boss', async () => {
     const proxy = await cuttableProxy(new URL(db.url));
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: proxy.url }) });
