@@ -115,10 +115,16 @@ export class LogStore {
   onTerminal: ((jids: string[]) => void) | null = null;
 
   readonly #query: SqlRunner;
+  /** Another connection (pg-boss's pool), for the rows of jobs without a section whose write failed on `query`'s. */
+  readonly #lastResort: SqlRunner | undefined;
 
-  /** `query`: the connection the log's statements go through; the caller's Prisma client unless given. */
-  constructor(prisma: PrismaLike, options: { query?: SqlRunner; table?: LogTable } = {}) {
+  /**
+   * `query`: the connection the log's statements go through; the caller's Prisma client unless given.
+   * `lastResort`: see writeRunsLastResort.
+   */
+  constructor(prisma: PrismaLike, options: { query?: SqlRunner; table?: LogTable; lastResort?: SqlRunner } = {}) {
     this.#prisma = prisma;
+    this.#lastResort = options.lastResort;
     this.#query = options.query ?? (async (statement, values) => (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...values)) ?? []);
     this.#table = options.table ?? LogTable.defaults();
     this.#claims = new Coalescer({
@@ -226,15 +232,26 @@ export class LogStore {
     return perFieldSet(settlements, (s) => s.run!.identity, (set) => this.#writeRuns(set));
   }
 
+  /**
+   * The rows of jobs without a section whose write kept failing on its connection, tried once
+   * through `lastResort`: unlike a claimed job's row, which the reaper settles from pg-boss, such a
+   * job has no row at all if this is lost too. Null when there is no other connection.
+   */
+  async writeRunsLastResort(settlements: Settlement[]): Promise<boolean[] | null> {
+    const lastResort = this.#lastResort;
+    if (!lastResort) return null;
+    return perFieldSet(settlements, (s) => s.run!.identity, (set) => this.#writeRuns(set, undefined, lastResort));
+  }
+
   /** Write the rows of jobs without a section (all with the same `fields` columns) in one statement. */
-  async #writeRuns(settlements: Settlement[], refused?: unknown): Promise<boolean[]> {
+  async #writeRuns(settlements: Settlement[], refused?: unknown, query = this.#query): Promise<boolean[]> {
     const now = performance.now();
     const input = settlements.map((s) => ({
       ...runInput(s.run!, now), finished_ago: Math.max(0, now - s.run!.endedAt), state: s.state,
       error: s.state === 'finished' ? null : recordError(s.error),
       refused: refused === undefined ? null : recordError(refused),
     }));
-    const rows = await this.#rows(sql.recordRuns, [toJson(input)], this.#fieldColumns(settlements[0]!.run!.identity));
+    const rows = await query(this.#table.bind(sql.recordRuns, this.#fieldColumns(settlements[0]!.run!.identity)), [toJson(input)]);
     const written = new Set(rows.map((row) => row.jid as string));
     this.#terminal(settlements.filter((s) => s.state !== 'started' && written.has(s.jid)).map((s) => s.jid));
     return settlements.map((s) => written.has(s.jid));

@@ -473,6 +473,7 @@ const SETTLE_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
  */
 async function settleAll(store: LogStore, warn: WarningSink, settlements: Settlement[]): Promise<void> {
   let pending = settlements;
+  const lost: { s: Settlement; error: unknown }[] = [];
   for (let tries = 0; pending.length > 0; tries++) {
     let written: SettleResult[];
     try {
@@ -491,12 +492,42 @@ async function settleAll(store: LogStore, warn: WarningSink, settlements: Settle
         warn({ code: 'STALE_ATTEMPT', message: `${error.message}; its result was not written`, jid: s.jid, attempt: s.attempt });
       } else if (isConnectionError(w.error) && tries < SETTLE_RETRY_DELAYS_MS.length) {
         again.push(s);
+      } else if (s.run && isConnectionError(w.error)) {
+        lost.push({ s, error: w.error });
       } else {
         logWriteFailed(warn, 'settle', s.jid, s.attempt, w.error);
       }
     }
     if (again.length > 0) await sleep(SETTLE_RETRY_DELAYS_MS[tries]!);
     pending = again;
+  }
+  if (lost.length > 0) await lastResort(store, warn, lost);
+}
+
+/**
+ * A job without a section whose row could not be written on the log's connection has no row at
+ * all (no reaper can settle what is not there): one more try through pg-boss's pool, which must
+ * be up for pg-boss to complete the job. If it fails too, pg-boss most likely cannot complete the
+ * job either, and its retry is claimed and writes the row.
+ */
+async function lastResort(store: LogStore, warn: WarningSink, lost: { s: Settlement; error: unknown }[]): Promise<void> {
+  let written: boolean[] | null;
+  let failure: unknown = null;
+  try {
+    written = await store.writeRunsLastResort(lost.map((l) => l.s));
+  } catch (error) {
+    written = null;
+    failure = error;
+  }
+  for (const [i, { s, error }] of lost.entries()) {
+    if (written?.[i] === true) continue;
+    if (written?.[i] === false) {
+      if (await settledAsMeant(store, s)) continue; // an earlier try wrote it; its answer was lost
+      const stale = new StaleAttemptError(s.jid, s.attempt);
+      warn({ code: 'STALE_ATTEMPT', message: `${stale.message}; its result was not written`, jid: s.jid, attempt: s.attempt });
+    } else {
+      logWriteFailed(warn, 'settle', s.jid, s.attempt, failure ?? error);
+    }
   }
 }
 

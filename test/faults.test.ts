@@ -112,6 +112,40 @@ describe('faults', () => {
     joblog.stop();
   }, 60_000);
 
+  test('the log\'s connection cut before the write of jobs without a section: their rows go through pg-boss\'s pool instead', async () => {
+    const proxy = await cuttableProxy(new URL(db.url));
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: proxy.url }) });
+    try {
+      const boss = await db.boss(); // pg-boss keeps its own, direct connection
+      const joblog = createJobLog({ prisma, boss, reaper: false });
+      const warnings: JobLogWarning[] = [];
+      joblog.on('warning', (w) => warnings.push(w));
+      const queue = queueName('cut-nosection');
+      await boss.createQueue(queue, { retryLimit: 1, retryDelay: 600 }); // the retry waits: its row stays as attempt 1 left it
+      await joblog.work<{ fail: boolean }>(queue, { ...FAST, type: 'reconciliation' }, async (job) => {
+        proxy.cut(); // no row before the handler; the library's connection dies before the one write
+        if (job.data.fail) throw new Error('bank rejected the file');
+      });
+      const done = (await boss.send(queue, { fail: false }))!;
+      expect((await waitForBossState(db, done, ['completed'], 30_000)).state).toBe('completed');
+      proxy.restore();
+      const failed = (await boss.send(queue, { fail: true }))!;
+      await waitForBossState(db, failed, ['retry'], 30_000);
+      // Written through pg-boss's pool while the log's own connection was cut: no reaper needed.
+      const rows = await db.pool.query(`SELECT jid::text, state::text, attempt, error->>'message' AS message FROM job_logs WHERE jid = ANY ($1::uuid[]) ORDER BY state`, [[done, failed]]);
+      expect(rows.rows).toEqual([
+        { jid: done, state: 'finished', attempt: 1, message: null },
+        { jid: failed, state: 'started', attempt: 1, message: 'bank rejected the file' },
+      ]);
+      expect(warnings.filter((w) => w.code === 'LOG_WRITE_FAILED')).toEqual([]);
+      joblog.stop();
+    } finally {
+      proxy.restore();
+      await prisma.$disconnect();
+      await proxy.close();
+    }
+  }, 60_000);
+
   test('connection cut while settling: the settle is tried again, then the row stays started and reap() makes it match pg-boss', async () => {
     const proxy = await cuttableProxy(new URL(db.url));
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: proxy.url }) });
