@@ -469,7 +469,8 @@ const SETTLE_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
  * Write the rows' final states. A write that failed on its connection is tried again (within a
  * few seconds) before pg-boss hears the results: if both were lost, finished work would run
  * again. A write that still fails or is fenced off is reported, not thrown: pg-boss must still
- * learn the handlers' real outcomes, and the reaper brings the row in line with pg-boss later.
+ * learn the handlers' real outcomes, and the reaper brings the row in line with pg-boss later
+ * (a job without a section has no row yet: see lastResort).
  */
 async function settleAll(store: LogStore, warn: WarningSink, settlements: Settlement[]): Promise<void> {
   let pending = settlements;
