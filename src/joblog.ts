@@ -53,6 +53,12 @@ function bossRunner(boss: BossLike): SqlRunner {
   return async (statement, values) => (await db.executeSql(statement, values)).rows as Record<string, unknown>[];
 }
 
+/** `bossRunner`, made at its first statement (a boss that is never needed is never asked for its pool). */
+function lazyBossRunner(boss: BossLike): SqlRunner {
+  let run: SqlRunner | undefined;
+  return (statement, values) => (run ??= bossRunner(boss))(statement, values);
+}
+
 const PASS_NAMES = { REAP_FAILED: 'reaper', PRUNE_FAILED: 'pruner', SUMMARISE_FAILED: 'summary' } as const;
 
 /** How far back the first reconciliation pass of a process reads pg-boss's ended jobs. */
@@ -159,7 +165,10 @@ export class JobLog extends EventEmitter<JobLogEvents> {
    */
   async #open(): Promise<Opened> {
     this.#opened ??= Promise.all([readLogTable(this.#prisma, this.#tableName), this.#tracing ? loadTracer() : undefined]).then(([table, tracer]) => {
-      const store = new LogStore(this.#prisma, { table, ...(this.#writesThrough ? { query: this.#writesThrough } : {}) });
+      const store = new LogStore(this.#prisma, {
+        table,
+        ...(this.#writesThrough ? { query: this.#writesThrough } : this.#boss ? { lastResort: lazyBossRunner(this.#boss) } : {}),
+      });
       store.onTerminal = (jids) => this.#emitSettled(jids);
       this.#sectionIndex = table.sectionIndex;
       return { table, store, tracer };

@@ -269,16 +269,25 @@ SELECT $1::uuid, $2::text, $3::text::"JobType", $4::text /*user_id*/, $5::text, 
 ON CONFLICT (jid) DO NOTHING
 RETURNING id`;
 
-/** Does this attempt still own its row (and so its section)? $1 jid, $2 attempt */
+/**
+ * Does this attempt still own its row (and so its section)? A job whose row is written after its
+ * handler (no section, see recordRuns) owns it while there is none yet: $3 true.
+ * $1 jid, $2 attempt, $3 a missing row counts as owned
+ */
 export const ownsRow = `
-SELECT EXISTS (SELECT 1 FROM job_logs
-                WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started') AS owns`;
+SELECT COALESCE((SELECT attempt = $2::int AND state = 'started' FROM job_logs WHERE jid = $1::uuid),
+                $3::boolean) AS owns`;
 
-/** `ownsRow` for many attempts: the jids that still own their rows. $1 jsonb array of { jid, attempt } */
+/**
+ * `ownsRow` for many attempts: the jids that still own their rows, or (`unwritten`) have none yet.
+ * $1 jsonb array of { jid, attempt, unwritten? }
+ */
 export const ownsRows = `
-SELECT j.jid::text AS jid
-  FROM jsonb_to_recordset($1::jsonb) AS x(jid uuid, attempt int)
-  JOIN job_logs j ON j.jid = x.jid AND j.attempt = x.attempt AND j.state = 'started'`;
+SELECT x.jid::text AS jid
+  FROM jsonb_to_recordset($1::jsonb) AS x(jid uuid, attempt int, unwritten boolean)
+  LEFT JOIN job_logs j ON j.jid = x.jid
+ WHERE CASE WHEN j.id IS NULL THEN COALESCE(x.unwritten, false)
+            ELSE j.attempt = x.attempt AND j.state::text = 'started' END`;
 
 /**
  * Lock this attempt's row for a fenced transaction: every write that takes the row or its section
@@ -447,6 +456,80 @@ UPDATE job_logs j
 RETURNING j.jid::text AS jid`;
 
 /**
+ * The identity of a job whose row is written after its handler (see recordRuns), with
+ * `started_ago`: how many ms ago its handler started (the app's monotonic clock, so the row's times
+ * are all the database's clock, however far the app's wall clock is off).
+ */
+const RUN_INPUT = `jid uuid, queue text, job_type text, user_id text /*user_id*/, "group" text, attempt int,
+         max_attempts int, queued_at timestamptz, started_ago float8`;
+
+/**
+ * The `started` rows of jobs without a section whose handler has run a while (or called
+ * `ctx.fenced`): what is running now, for `inProgress()` and `find()`. A jid that has a row
+ * already (a newer attempt's, or a settled one) is left alone. Returns the jids written.
+ * $1 jsonb array of { jid, queue, job_type, user_id, group, attempt, max_attempts, queued_at, started_ago, ...fields }
+ */
+export const recordRunning = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(${RUN_INPUT} /*fields:def*/)
+)
+INSERT INTO job_logs (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
+                      started_at, created_at, updated_at /*fields:cols*/)
+SELECT x.jid, x.queue, x.job_type::"JobType", x.user_id, x."group", x.attempt, x.max_attempts, x.queued_at,
+       clock_timestamp() - x.started_ago * interval '1 millisecond', clock_timestamp(), clock_timestamp() /*fields:vals*/
+  FROM input x
+ ORDER BY x.jid
+ON CONFLICT (jid) DO NOTHING
+RETURNING jid::text AS jid`;
+
+/**
+ * The rows of jobs without a section, written once after their handlers ran (no row before: such a
+ * job holds no section, so there is nothing to claim). Each row is inserted with its final state
+ * (`finished`, `started` while a retry is due, `failed`, `dead`), the handler's start and end
+ * (`started_ago`, `finished_ago`: ms before now, see RUN_INPUT), and the failure in `error` and
+ * `errors`. A job that has a row already (written by recordRunning while it ran) has it updated,
+ * fenced like settleBatch: only a `started` row of the same attempt; a newer attempt's row or a
+ * settled row is never overwritten. `refused`: the log refused the job's user id or fields, and
+ * this is the row without them (an `errors` entry says what was refused). Returns the jids written.
+ * $1 jsonb array of RUN_INPUT's fields and { state, error, refused, finished_ago, ...fields }
+ */
+export const recordRuns = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x(${RUN_INPUT}, finished_ago float8, state text, error jsonb, refused jsonb /*fields:def*/)
+), timed AS (
+  SELECT x.*, c.now - x.started_ago * interval '1 millisecond' AS started_at,
+         c.now - x.finished_ago * interval '1 millisecond' AS finished_at
+    FROM input x CROSS JOIN (SELECT clock_timestamp() AS now) c
+)
+INSERT INTO job_logs AS j (jid, queue, job_type, user_id, "group", attempt, max_attempts, queued_at,
+                           state, error, errors, started_at, finished_at, duration_ms,
+                           created_at, updated_at /*fields:cols*/)
+SELECT x.jid, x.queue, x.job_type::"JobType", x.user_id, x."group", x.attempt, x.max_attempts, x.queued_at,
+       x.state::"JobState", x.error,
+       CASE WHEN x.refused IS NULL THEN '[]'::jsonb
+            ELSE jsonb_build_array(jsonb_build_object('attempt', x.attempt, 'at', x.started_at, 'error', x.refused)) END
+       || CASE WHEN x.error IS NULL THEN '[]'::jsonb
+            ELSE jsonb_build_array(jsonb_build_object('attempt', x.attempt, 'at', x.finished_at, 'error', x.error)) END,
+       x.started_at,
+       CASE WHEN x.state = 'started' THEN NULL ELSE x.finished_at END,
+       CASE WHEN x.state = 'started' THEN NULL ELSE round(x.started_ago - x.finished_ago) END,
+       clock_timestamp(), clock_timestamp() /*fields:vals*/
+  FROM timed x
+ ORDER BY x.jid
+ON CONFLICT (jid) DO UPDATE
+   SET state = excluded.state,
+       error = excluded.error,
+       errors = CASE WHEN excluded.error IS NULL THEN j.errors
+                ELSE ${appendError('j.errors', 'j.attempt', 'excluded.error')} END,
+       finished_at = excluded.finished_at,
+       duration_ms = CASE WHEN excluded.state = 'started' THEN NULL
+                     ELSE round(extract(epoch FROM excluded.finished_at - j.started_at) * 1000)::float8 END,
+       updated_at = clock_timestamp()
+ WHERE j.attempt = excluded.attempt AND j.state = 'started'
+RETURNING j.jid::text AS jid`;
+
+/**
  * The row of a `joblog.section()`: like `claim`'s insert, with a lease instead of a pg-boss job.
  * The holder renews the lease while it runs; once it has passed, the next claim of the section
  * (see `claimConflict`) or the reaper ends the row. Outcome `claimed`; else as `claim`.
@@ -490,13 +573,16 @@ RETURNING id`;
  * (worker killed, timed out, connection lost). Record pg-boss's reason for it, once.
  * Only for a row that began before this attempt was fetched ($4, pg-boss's started_on): a row this
  * attempt inserted (its earlier attempts were busy, or their claim failed) has nothing to add.
- * $1 jid, $2 the retry's attempt, $3 error (json), $4 this attempt's fetch time
+ * $4 null: any row (a job without a section writes its row after its handler, so an attempt that
+ * ran and was lost left none, and its retry's claim inserts the row it then completes).
+ * $1 jid, $2 the retry's attempt, $3 error (json), $4 this attempt's fetch time or null
  */
 export const recordLostAttempt = `
 UPDATE job_logs
    SET errors = ${appendError('errors', '$2::int - 1', '$3::jsonb')},
        error = $3::jsonb
- WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started' AND started_at < $4::timestamptz
+ WHERE jid = $1::uuid AND attempt = $2::int AND state = 'started'
+   AND ($4::timestamptz IS NULL OR started_at < $4::timestamptz)
    AND NOT jsonb_path_exists(errors, '$[*] ? (@.attempt == $a)', jsonb_build_object('a', $2::int - 1))
 RETURNING id`;
 

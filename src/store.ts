@@ -3,7 +3,8 @@ import * as sql from './sql.ts';
 import { Coalescer } from './coalesce.ts';
 import { ContendedSections } from './contended.ts';
 import { recordError, toJobLogRow, toJson } from './rows.ts';
-import { InvalidOptionsError, StaleAttemptError } from './errors.ts';
+import { isValueError, sqlStateOf } from './db-errors.ts';
+import { InvalidOptionsError, InvalidPayloadError, StaleAttemptError } from './errors.ts';
 import { LogTable, type Column } from './names.ts';
 import type { FencedOptions, JobLogRow, JobState, PrismaLike, RecordedError } from './types.ts';
 
@@ -49,6 +50,31 @@ export interface Settlement {
   state: 'finished' | 'started' | 'failed' | 'dead';
   /** The failure; none for `finished`. */
   error?: unknown;
+  /** A job without a section: its row is written now, with its run (see sql.recordRuns). */
+  run?: Run;
+}
+
+/** A job without a section whose handler is running: its row is written after it, or while it runs long. */
+export interface Running {
+  identity: JobIdentity;
+  /** `performance.now()` when its handler started. */
+  startedAt: number;
+}
+
+/** The handler's run of a job whose row is written after it; `endedAt` as `startedAt` (when it never started). */
+export interface Run extends Running {
+  endedAt: number;
+}
+
+/** A `recordRunning` / `recordRuns` input row; its times as ms before `now` (`performance.now()`). */
+function runInput(run: Running, now: number): Record<string, unknown> {
+  const job = run.identity;
+  return {
+    ...job.fields,
+    jid: job.jid, queue: job.queue, job_type: job.type, user_id: job.userId, group: job.group,
+    attempt: job.attempt, max_attempts: job.maxAttempts, queued_at: job.queuedAt,
+    started_ago: Math.max(0, now - run.startedAt),
+  };
 }
 
 /**
@@ -101,10 +127,16 @@ export class LogStore {
   onTerminal: ((jids: string[]) => void) | null = null;
 
   readonly #query: SqlRunner;
+  /** Another connection (pg-boss's pool), for the rows of jobs without a section whose write failed on `query`'s. */
+  readonly #lastResort: SqlRunner | undefined;
 
-  /** `query`: the connection the log's statements go through; the caller's Prisma client unless given. */
-  constructor(prisma: PrismaLike, options: { query?: SqlRunner; table?: LogTable } = {}) {
+  /**
+   * `query`: the connection the log's statements go through; the caller's Prisma client unless given.
+   * `lastResort`: see writeRunsLastResort.
+   */
+  constructor(prisma: PrismaLike, options: { query?: SqlRunner; table?: LogTable; lastResort?: SqlRunner } = {}) {
     this.#prisma = prisma;
+    this.#lastResort = options.lastResort;
     this.#query = options.query ?? (async (statement, values) => (await prisma.$queryRawUnsafe<Record<string, unknown>[]>(statement, ...values)) ?? []);
     this.#table = options.table ?? LogTable.defaults();
     this.#claims = new Coalescer({
@@ -134,21 +166,8 @@ export class LogStore {
    * Jobs whose `fields` name the same columns share a statement (a column left out must keep its
    * default, not be written NULL): one statement per set of columns, usually one.
    */
-  async #claimMany(jobs: JobIdentity[]): Promise<ClaimResult[]> {
-    const sets = new Map<string, number[]>();
-    for (const [i, job] of jobs.entries()) {
-      const key = fieldNames(job).join('\0');
-      const set = sets.get(key);
-      if (set) set.push(i);
-      else sets.set(key, [i]);
-    }
-    if (sets.size === 1) return this.#claimSet(jobs);
-    const results = new Array<ClaimResult>(jobs.length);
-    await Promise.all([...sets.values()].map(async (indexes) => {
-      const claimed = await this.#claimSet(indexes.map((i) => jobs[i]!));
-      for (const [k, i] of indexes.entries()) results[i] = claimed[k]!;
-    }));
-    return results;
+  #claimMany(jobs: JobIdentity[]): Promise<ClaimResult[]> {
+    return perFieldSet(jobs, (job) => job, (set) => this.#claimSet(set));
   }
 
   /** The columns of `job`'s fields, as the table describes them. */
@@ -211,7 +230,20 @@ export class LogStore {
     return again;
   }
 
+  /** The settles of claimed rows in one statement, the rows of jobs without a section (`run`) in another. */
   async #settleMany(settlements: Settlement[]): Promise<SettleResult[]> {
+    if (settlements.length === 1) return [await this.#settleOne(settlements[0]!)];
+    const runs = settlements.filter((s) => s.run);
+    if (runs.length === 0) return this.#settleClaimed(settlements);
+    if (runs.length === settlements.length) return this.#writeRunSets(settlements);
+    const claimed = settlements.filter((s) => !s.run);
+    const [ran, settled] = await Promise.all([this.#writeRunSets(runs), this.#settleClaimed(claimed)]);
+    let r = 0;
+    let c = 0;
+    return settlements.map((s) => (s.run ? ran[r++]! : settled[c++]!));
+  }
+
+  async #settleClaimed(settlements: Settlement[]): Promise<SettleResult[]> {
     if (settlements.length === 1) return [await this.#settleOne(settlements[0]!)];
     const input = settlements.map((s) => ({
       jid: s.jid, attempt: s.attempt, state: s.state,
@@ -221,6 +253,68 @@ export class LogStore {
     const written = new Set(rows.map((row) => row.jid as string));
     this.#terminal(settlements.filter((s) => s.state !== 'started' && written.has(s.jid)).map((s) => s.jid));
     return settlements.map((s) => written.has(s.jid));
+  }
+
+  #writeRunSets(settlements: Settlement[]): Promise<boolean[]> {
+    return perFieldSet(settlements, (s) => s.run!.identity, (set) => this.#writeRuns(set));
+  }
+
+  /**
+   * The rows of jobs without a section whose write kept failing on its connection, tried once
+   * through `lastResort`: unlike a claimed job's row, which the reaper settles from pg-boss, such a
+   * job has no row at all if this is lost too. Null when there is no other connection.
+   */
+  async writeRunsLastResort(settlements: Settlement[]): Promise<boolean[] | null> {
+    const lastResort = this.#lastResort;
+    if (!lastResort) return null;
+    return perFieldSet(settlements, (s) => s.run!.identity, (set) => this.#writeRuns(set, undefined, lastResort));
+  }
+
+  /** Write the rows of jobs without a section (all with the same `fields` columns) in one statement. */
+  async #writeRuns(settlements: Settlement[], refused?: unknown, query = this.#query): Promise<boolean[]> {
+    const now = performance.now();
+    const input = settlements.map((s) => ({
+      ...runInput(s.run!, now), finished_ago: Math.max(0, now - s.run!.endedAt), state: s.state,
+      error: s.state === 'finished' ? null : recordError(s.error),
+      refused: refused === undefined ? null : recordError(refused),
+    }));
+    const rows = await query(this.#table.bind(sql.recordRuns, this.#fieldColumns(settlements[0]!.run!.identity)), [toJson(input)]);
+    const written = new Set(rows.map((row) => row.jid as string));
+    this.#terminal(settlements.filter((s) => s.state !== 'started' && written.has(s.jid)).map((s) => s.jid));
+    return settlements.map((s) => written.has(s.jid));
+  }
+
+  /**
+   * One job's row written after its handler. The handler has run: a user id or field the table
+   * refuses (a foreign key, a type) cannot stop it any more, so the row is written without them
+   * and its `errors` names what was refused (as a claim's refusal would: InvalidPayloadError).
+   */
+  async #writeRun(s: Settlement): Promise<boolean> {
+    try {
+      return (await this.#writeRuns([s]))[0]!;
+    } catch (cause) {
+      if (!isValueError(cause)) throw cause;
+      const { fields, ...identity } = s.run!.identity;
+      const path = fields ? 'userId, group, fields' : sqlStateOf(cause) === '23503' ? 'userId' : 'userId, group';
+      const values = toJson([identity.userId, identity.group, ...(fields ? [fields] : [])]);
+      const refused = new InvalidPayloadError(s.jid, [{ path, message: `the log refused the job's ${path} ${values}: ${recordError(cause).message}` }], { cause });
+      const bare = { ...s, run: { ...s.run!, identity: { ...identity, userId: null, group: null } } };
+      return (await this.#writeRuns([bare], refused))[0]!;
+    }
+  }
+
+  /**
+   * `started` rows for jobs without a section that are running now (see sql.recordRunning), one
+   * statement per set of `fields` columns. Resolves to the jids written.
+   */
+  async recordRunning(runs: Running[]): Promise<Set<string>> {
+    const now = performance.now();
+    const written = await perFieldSet(runs, (r) => r.identity, async (set) => {
+      const rows = await this.#rows(sql.recordRunning, [toJson(set.map((r) => runInput(r, now)))], this.#fieldColumns(set[0]!.identity));
+      const jids = new Set(rows.map((row) => row.jid as string));
+      return set.map((r) => jids.has(r.identity.jid));
+    });
+    return new Set(runs.filter((_, i) => written[i]).map((r) => r.identity.jid));
   }
 
   #terminal(jids: string[]): void {
@@ -233,6 +327,7 @@ export class LogStore {
   }
 
   #settleOne(s: Settlement): Promise<boolean> {
+    if (s.run) return this.#writeRun(s);
     return s.state === 'finished' ? this.finish(s.jid, s.attempt) : this.recordFailure(s.jid, s.attempt, s.error, s.state);
   }
 
@@ -296,13 +391,14 @@ export class LogStore {
     return rows.length === 1;
   }
 
-  async owns(jid: string, attempt: number): Promise<boolean> {
-    const [row] = await this.#rows(sql.ownsRow, [jid, attempt]);
+  /** `unwritten`: a job whose row is written after its handler, which owns its (missing) row while there is none. */
+  async owns(jid: string, attempt: number, unwritten = false): Promise<boolean> {
+    const [row] = await this.#rows(sql.ownsRow, [jid, attempt, unwritten]);
     return row?.owns === true;
   }
 
-  /** The jids of `attempts` that still own their rows, in one statement. */
-  async ownsMany(attempts: { jid: string; attempt: number }[]): Promise<Set<string>> {
+  /** The jids of `attempts` that still own their rows (or, `unwritten`, have none yet), in one statement. */
+  async ownsMany(attempts: { jid: string; attempt: number; unwritten?: boolean }[]): Promise<Set<string>> {
     const rows = await this.#rows(sql.ownsRows, [JSON.stringify(attempts)]);
     return new Set(rows.map((r) => r.jid as string));
   }
@@ -312,13 +408,19 @@ export class LogStore {
    * (still `started`, still this attempt, lease not run out): no reaper, retry or new holder can
    * take the row (and so the section) until the transaction ends, so `fn`'s writes commit only
    * while the attempt owns its section. Throws `StaleAttemptError` when it no longer does.
+   * `run`: a job without a section, which may have no row yet: the transaction writes its `started`
+   * row first (sql.recordRunning), so there is a row to lock, committed with `fn`'s writes.
    */
-  async fenced<R>(jid: string, attempt: number, fn: (tx: PrismaLike) => Promise<R>, options?: FencedOptions): Promise<R> {
+  async fenced<R>(jid: string, attempt: number, fn: (tx: PrismaLike) => Promise<R>, options?: FencedOptions, run?: Running): Promise<R> {
     const prisma = this.#prisma as TransactionalPrisma;
     if (typeof prisma.$transaction !== 'function') {
       throw new InvalidOptionsError('fenced', [{ path: 'prisma', message: 'the Prisma client given to createJobLog has no $transaction: pass the PrismaClient itself, not a transaction client' }]);
     }
     return prisma.$transaction(async (tx) => {
+      if (run) {
+        const statement = this.#table.bind(sql.recordRunning, this.#fieldColumns(run.identity));
+        await tx.$queryRawUnsafe(statement, toJson([runInput(run, performance.now())]));
+      }
       const rows = (await tx.$queryRawUnsafe<unknown[]>(this.#table.bind(sql.lockOwnRow), jid, attempt, options?.timeout ?? PRISMA_TRANSACTION_TIMEOUT_MS)) ?? [];
       if (rows.length !== 1) throw new StaleAttemptError(jid, attempt);
       return fn(tx);
@@ -355,7 +457,8 @@ export class LogStore {
   }
 
   /** A retry's previous attempt left no error in the row: record `error` for it (once). */
-  async recordLostAttempt(jid: string, attempt: number, error: RecordedError, fetchedAt: Date): Promise<boolean> {
+  /** `fetchedAt` null: whoever wrote the row (see sql.recordLostAttempt). */
+  async recordLostAttempt(jid: string, attempt: number, error: RecordedError, fetchedAt: Date | null): Promise<boolean> {
     return (await this.#rows(sql.recordLostAttempt, [jid, attempt, JSON.stringify(error), fetchedAt])).length === 1;
   }
 
@@ -368,6 +471,27 @@ export class LogStore {
   async recordWaited(jid: string, attempt: number, since: Date): Promise<boolean> {
     return (await this.#rows(sql.recordWaited, [jid, attempt, since])).length === 1;
   }
+}
+
+/**
+ * `each` once per set of `fields` columns among `items` (usually one set), the outputs in the
+ * items' order: a column left out of a statement must keep its default, not be written NULL.
+ */
+async function perFieldSet<I, O>(items: I[], identityOf: (item: I) => JobIdentity, each: (items: I[]) => Promise<O[]>): Promise<O[]> {
+  const sets = new Map<string, number[]>();
+  for (const [i, item] of items.entries()) {
+    const key = fieldNames(identityOf(item)).join('\0');
+    const set = sets.get(key);
+    if (set) set.push(i);
+    else sets.set(key, [i]);
+  }
+  if (sets.size === 1) return each(items);
+  const results = new Array<O>(items.length);
+  await Promise.all([...sets.values()].map(async (indexes) => {
+    const outputs = await each(indexes.map((i) => items[i]!));
+    for (const [k, i] of indexes.entries()) results[i] = outputs[k]!;
+  }));
+  return results;
 }
 
 /** The app's columns a job fills, in a fixed order. */

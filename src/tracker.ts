@@ -6,7 +6,7 @@ import { recordError, toJson } from './rows.ts';
 import { normaliseGroup, userIdFor, type UserIdType } from './ids.ts';
 import { MESSAGE_CHARS, storableText } from './sanitise.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
-import type { ClaimResult, JobIdentity, LogStore, Settlement, SettleResult } from './store.ts';
+import type { ClaimResult, JobIdentity, LogStore, Running, Settlement, SettleResult } from './store.ts';
 import type { BusyPolicy, GroupOf, JobContext, TrackedHandler, UserIdOf } from './types.ts';
 import type { AttemptTracer, AttemptOutcome } from './tracing.ts';
 import { waitMarkOf, type BusyJob, type BusyWaits } from './waiting.ts';
@@ -86,11 +86,14 @@ export function attemptOf(job: JobWithMetadata<unknown>, retryable: boolean): At
 }
 
 /**
- * Runs the jobs of one pg-boss batch. The rows of all its jobs are claimed in one statement, the
+ * Runs the jobs of one pg-boss batch. The rows of its jobs are claimed in one statement, the
  * handler runs once per job, one job after the other, and every row is settled in one statement
- * before pg-boss hears the results (so a job pg-boss completes already has its final row). One
- * job's failure never fails the others. Claims and settles of concurrent workers share statements
- * too (see LogStore.claimBatch): the log costs about two statements per batch of workers, not per job.
+ * before pg-boss hears the results (so a job pg-boss completes already has its final row). A first
+ * attempt without a section (and without `fields`) has nothing to claim: its row is written only
+ * in the settling statement, after its handler (see `Admitted.unwritten`). One job's failure never
+ * fails the others. Claims and settles of concurrent workers share statements too (see
+ * LogStore.claimBatch): the log costs about two statements per batch of workers, not per job, and
+ * one when the jobs have no section.
  */
 export function createBatchHandler<T>(
   store: LogStore,
@@ -129,6 +132,13 @@ export function createBatchHandler<T>(
 const RECHECK_AFTER_MS = 1000;
 
 /**
+ * A job without a section whose handler is still running this long after it started gets its
+ * `started` row then (one statement), so `inProgress()` and `find({ states: ['started'] })` show
+ * what runs long; a shorter run is seen only in pg-boss (`active`) until its row is written.
+ */
+export const RUNNING_ROW_AFTER_MS = RECHECK_AFTER_MS;
+
+/**
  * Run the claimed jobs' handlers one after the other. A handler never starts when its job's
  * signal has aborted (pg-boss gave up on the attempt) or, once the batch has run for a while, when
  * its row is no longer this attempt's (a newer attempt or the reaper took it): the rest of a
@@ -146,13 +156,13 @@ async function runAll<T>(
   results: Map<string, JobResult>,
   tracer: AttemptTracer | undefined,
 ): Promise<Settlement[]> {
-  const started = performance.now();
   const pending: Settlement[] = [];
   const flushes: Promise<void>[] = [];
-  const flush = () => {
-    if (pending.length > 0) flushes.push(settleAll(store, warn, pending.splice(0)));
-  };
-  let checkedAt = started;
+  const clock = batchClock(
+    () => { if (pending.length > 0) flushes.push(settleAll(store, warn, pending.splice(0))); },
+    (running) => flushes.push(recordRunning(store, warn, running)),
+  );
+  let checkedAt = performance.now();
   let owned: Set<string> | null = null; // null: every row, as the claim left them
   for (const [i, entry] of runnable.entries()) {
     if (performance.now() - checkedAt > RECHECK_AFTER_MS) {
@@ -167,26 +177,70 @@ async function runAll<T>(
       // The row is still this attempt's: say why it ended, as a failure of the attempt.
       const error = new AttemptAbortedError(entry.job.id, entry.attempt.attempt);
       results.set(entry.job.id, { id: entry.job.id, status: entry.attempt.failStatus, output: recordError(error) });
-      pending.push({ jid: entry.job.id, attempt: entry.attempt.attempt, state: nextState(entry.attempt), error });
+      const now = performance.now();
+      pending.push({ ...runOf(entry, now, now), jid: entry.job.id, attempt: entry.attempt.attempt, state: nextState(entry.attempt), error });
       continue;
     }
-    const timer = pending.length > 0 ? setTimeout(flush, Math.max(0, RECHECK_AFTER_MS - (performance.now() - started))) : null;
-    try {
-      const { result, settlement } = await runClaimed(store, handler, entry, tracer);
-      results.set(entry.job.id, result);
-      pending.push(settlement);
-    } finally {
-      if (timer) clearTimeout(timer);
-    }
+    const { result, settlement } = await runClaimed(store, handler, entry, clock, tracer);
+    results.set(entry.job.id, result);
+    pending.push(settlement);
   }
+  clock.stop();
   await Promise.all(flushes);
   return pending;
+}
+
+/** What a batch's handlers tell its clock. */
+interface BatchClock {
+  /** A handler starts; `running` for a job whose row is written after it. */
+  starting(running: Running | null): void;
+  /** That handler has returned or thrown. */
+  ended(): void;
+  stop(): void;
+}
+
+/**
+ * The timers of one batch. Once it has run RECHECK_AFTER_MS, `flush` settles the outcomes so far
+ * (then again as each next handler starts), and a job without a section whose handler has run
+ * RUNNING_ROW_AFTER_MS gets its `started` row (`record`). A batch that ends sooner costs one timer,
+ * not one per job (a timer per job was 4 µs of CPU per job at batch 50).
+ */
+function batchClock(flush: () => void, record: (running: Running) => void): BatchClock {
+  let long = false;
+  let current: Running | null = null;
+  let watch: ReturnType<typeof setTimeout> | null = null;
+  const watchRunning = (running: Running) => {
+    const left = RUNNING_ROW_AFTER_MS - (performance.now() - running.startedAt);
+    watch = setTimeout(() => {
+      watch = null;
+      if (current === running) record(running);
+    }, Math.max(0, left));
+  };
+  const timer = setTimeout(() => {
+    long = true;
+    flush();
+    if (current) watchRunning(current);
+  }, RECHECK_AFTER_MS);
+  return {
+    starting(running) {
+      current = running;
+      if (!long) return;
+      flush();
+      if (running) watchRunning(running);
+    },
+    ended() {
+      current = null;
+      if (watch) clearTimeout(watch);
+      watch = null;
+    },
+    stop: () => clearTimeout(timer),
+  };
 }
 
 /** The jids of `entries` whose rows are still theirs; none when that cannot be read (then none may start). */
 async function stillOwned<T>(store: LogStore, warn: WarningSink, entries: Admitted<T>[]): Promise<Set<string>> {
   try {
-    return await store.ownsMany(entries.map((e) => ({ jid: e.job.id, attempt: e.attempt.attempt })));
+    return await store.ownsMany(entries.map((e) => ({ jid: e.job.id, attempt: e.attempt.attempt, unwritten: e.unwritten })));
   } catch (cause) {
     for (const e of entries) logWriteFailed(warn, 'check-row', e.job.id, e.attempt.attempt, cause);
     return new Set();
@@ -213,6 +267,22 @@ interface Admitted<T> {
   identity: JobIdentity;
   attempt: Attempt;
   data: T;
+  /**
+   * A first attempt without a section and without `fields`: not claimed, its row is written after
+   * its handler (or once it runs RUNNING_ROW_AFTER_MS). Retries are claimed as before: the claim
+   * re-enters the row of a failed attempt, and refuses to run a job whose row is settled already
+   * or a newer attempt's. A job with `fields` is claimed too: a value its column refuses (the app's
+   * foreign key, say) must end the job `failed` before it runs, and only a write can tell.
+   */
+  unwritten: boolean;
+}
+
+/** A user and a group: the job takes the section (user, group). */
+const takesSection = (identity: JobIdentity) => identity.userId !== null && identity.group !== null;
+
+/** The `run` of a settlement for a job whose row is written after its handler. */
+function runOf<T>(entry: Admitted<T>, startedAt: number, endedAt: number): Pick<Settlement, 'run'> {
+  return entry.unwritten ? { run: { identity: entry.identity, startedAt, endedAt } } : {};
 }
 
 /** The log could not be read or written before the handler ran: the work was not done, so pg-boss retries the job by its normal rules. */
@@ -251,7 +321,8 @@ async function admit<T>(store: LogStore, config: TrackerConfig<T>, job: JobWithM
     return { result: { id: job.id, status: 'deadletter', output: recordError(error) } };
   }
   const identity = { ...base, userId: prepared.userId, group: prepared.group, ...(prepared.fields ? { fields: prepared.fields } : {}) };
-  return { job, identity, attempt, data: prepared.data };
+  const unwritten = !takesSection(identity) && !identity.fields && attempt.attempt === 1 && waitMarkOf(job as JobWithMetadata<unknown>) === null;
+  return { job, identity, attempt, data: prepared.data, unwritten };
 }
 
 /** Claim every admitted job's row in one statement; resolves to the jobs that may run. */
@@ -263,15 +334,21 @@ async function claimAll<T>(
   results: Map<string, JobResult>,
   busy: BusyJob[],
 ): Promise<Admitted<T>[]> {
+  const toClaim = admitted.filter((entry) => !entry.unwritten);
   let claims: ClaimResult[];
   try {
-    claims = await store.claimBatch(admitted.map((entry) => entry.identity));
+    claims = await store.claimBatch(toClaim.map((entry) => entry.identity));
   } catch (error) {
-    claims = admitted.map(() => ({ outcome: 'error', error }));
+    claims = toClaim.map(() => ({ outcome: 'error', error }));
   }
   const runnable: Admitted<T>[] = [];
-  for (const [i, entry] of admitted.entries()) {
-    const claim = claims[i]!;
+  let next = 0;
+  for (const entry of admitted) {
+    if (entry.unwritten) {
+      runnable.push(entry);
+      continue;
+    }
+    const claim = claims[next++]!;
     try {
       const result = await unclaimed(store, config, warn, entry, claim, busy);
       if (result) results.set(entry.job.id, result);
@@ -339,27 +416,49 @@ async function unclaimed<T>(
   return null;
 }
 
-/** Run the handler of a claimed job; the row's settling write is left to the batch. */
+/**
+ * Run the handler of a claimed job (or of one whose row is written after it); the row's settling
+ * write is left to the batch. The batch's clock writes the `started` row of an `unwritten` job
+ * still running after RUNNING_ROW_AFTER_MS.
+ */
 async function runClaimed<T>(
   store: LogStore,
   handler: TrackedHandler<T>,
-  { job, identity, attempt, data }: Admitted<T>,
+  entry: Admitted<T>,
+  clock: BatchClock,
   tracer: AttemptTracer | undefined,
 ): Promise<{ result: JobResult; settlement: Settlement }> {
+  const { job, identity, attempt, data } = entry;
   const parsed = withData(job, data);
-  const ctx = contextFor(store, identity, attempt, parsed);
+  const running: Running = { identity, startedAt: performance.now() };
+  const ctx = contextFor(store, identity, attempt, parsed, entry.unwritten ? running : null);
+  clock.starting(entry.unwritten ? running : null);
+  let outcome: { result: JobResult; settlement: Settlement };
   try {
     const run = () => handler(parsed, ctx);
     const output = await (tracer ? tracer.run(identity, run, outcomeOf(nextState(attempt))) : run());
-    return {
+    outcome = {
       result: { id: job.id, status: 'completed', output: output ?? undefined },
       settlement: { jid: job.id, attempt: attempt.attempt, state: 'finished' },
     };
   } catch (error) {
-    return {
+    outcome = {
       result: { id: job.id, status: attempt.failStatus, output: recordError(error) },
       settlement: { jid: job.id, attempt: attempt.attempt, state: nextState(attempt), error },
     };
+  } finally {
+    clock.ended();
+  }
+  Object.assign(outcome.settlement, runOf(entry, running.startedAt, performance.now()));
+  return outcome;
+}
+
+/** The `started` row of a job without a section that runs long; a failure only costs its visibility. */
+async function recordRunning(store: LogStore, warn: WarningSink, running: Running): Promise<void> {
+  try {
+    await store.recordRunning([running]);
+  } catch (cause) {
+    logWriteFailed(warn, 'record-running', running.identity.jid, running.identity.attempt, cause);
   }
 }
 
@@ -370,10 +469,12 @@ const SETTLE_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
  * Write the rows' final states. A write that failed on its connection is tried again (within a
  * few seconds) before pg-boss hears the results: if both were lost, finished work would run
  * again. A write that still fails or is fenced off is reported, not thrown: pg-boss must still
- * learn the handlers' real outcomes, and the reaper brings the row in line with pg-boss later.
+ * learn the handlers' real outcomes, and the reaper brings the row in line with pg-boss later
+ * (a job without a section has no row yet: see lastResort).
  */
 async function settleAll(store: LogStore, warn: WarningSink, settlements: Settlement[]): Promise<void> {
   let pending = settlements;
+  const lost: { s: Settlement; error: unknown }[] = [];
   for (let tries = 0; pending.length > 0; tries++) {
     let written: SettleResult[];
     try {
@@ -392,12 +493,42 @@ async function settleAll(store: LogStore, warn: WarningSink, settlements: Settle
         warn({ code: 'STALE_ATTEMPT', message: `${error.message}; its result was not written`, jid: s.jid, attempt: s.attempt });
       } else if (isConnectionError(w.error) && tries < SETTLE_RETRY_DELAYS_MS.length) {
         again.push(s);
+      } else if (s.run && isConnectionError(w.error)) {
+        lost.push({ s, error: w.error });
       } else {
         logWriteFailed(warn, 'settle', s.jid, s.attempt, w.error);
       }
     }
     if (again.length > 0) await sleep(SETTLE_RETRY_DELAYS_MS[tries]!);
     pending = again;
+  }
+  if (lost.length > 0) await lastResort(store, warn, lost);
+}
+
+/**
+ * A job without a section whose row could not be written on the log's connection has no row at
+ * all (no reaper can settle what is not there): one more try through pg-boss's pool, which must
+ * be up for pg-boss to complete the job. If it fails too, pg-boss most likely cannot complete the
+ * job either, and its retry is claimed and writes the row.
+ */
+async function lastResort(store: LogStore, warn: WarningSink, lost: { s: Settlement; error: unknown }[]): Promise<void> {
+  let written: boolean[] | null;
+  let failure: unknown = null;
+  try {
+    written = await store.writeRunsLastResort(lost.map((l) => l.s));
+  } catch (error) {
+    written = null;
+    failure = error;
+  }
+  for (const [i, { s, error }] of lost.entries()) {
+    if (written?.[i] === true) continue;
+    if (written?.[i] === false) {
+      if (await settledAsMeant(store, s)) continue; // an earlier try wrote it; its answer was lost
+      const stale = new StaleAttemptError(s.jid, s.attempt);
+      warn({ code: 'STALE_ATTEMPT', message: `${stale.message}; its result was not written`, jid: s.jid, attempt: s.attempt });
+    } else {
+      logWriteFailed(warn, 'settle', s.jid, s.attempt, failure ?? error);
+    }
   }
 }
 
@@ -420,7 +551,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * attempt could not say so itself (killed, timed out, connection lost).
  */
 async function afterClaim<T>(store: LogStore, warn: WarningSink, runnable: Admitted<T>[]): Promise<void> {
-  for (const { job, attempt } of runnable) {
+  for (const { job, identity, attempt, unwritten } of runnable) {
+    if (unwritten) continue; // a first attempt: no mark, no busy attempts, no attempt before it
     const mark = waitMarkOf(job as JobWithMetadata<unknown>);
     const busy = busyHistoryOf(job as JobWithMetadata<unknown>);
     const operation = mark ? 'record-waited' : busy.length > 0 ? 'record-busy-attempts' : 'record-lost-attempt';
@@ -428,7 +560,9 @@ async function afterClaim<T>(store: LogStore, warn: WarningSink, runnable: Admit
       if (mark) await store.recordWaited(job.id, attempt.attempt, mark.since);
       else if (busy.length > 0) await store.recordBusyAttempts(job.id, attempt.attempt, busy);
       else if (attempt.attempt > 1 && job.output != null && job.startedOn) {
-        await store.recordLostAttempt(job.id, attempt.attempt, lostAttemptError(attempt.attempt - 1, job.output), job.startedOn);
+        // A job without a section writes its row after its handler: a lost attempt left none.
+        const fetchedAt = takesSection(identity) ? job.startedOn : null;
+        await store.recordLostAttempt(job.id, attempt.attempt, lostAttemptError(attempt.attempt - 1, job.output), fetchedAt);
       }
     } catch (cause) {
       logWriteFailed(warn, operation, job.id, attempt.attempt, cause);
@@ -572,8 +706,12 @@ function pathOf(path: StandardSchemaV1.Issue['path']): string {
   return (path ?? []).map((p) => String(typeof p === 'object' ? p.key : p)).join('.');
 }
 
-function contextFor(store: LogStore, job: JobIdentity, attempt: Attempt, pgJob: JobWithMetadata<unknown>): JobContext {
-  const ownsSection = () => store.owns(job.jid, job.attempt);
+/**
+ * `unwritten`: a job whose row is written after its handler. While it has no row it owns it (no
+ * newer attempt, no reaper has one), and `fenced` writes the `started` row first, to lock it.
+ */
+function contextFor(store: LogStore, job: JobIdentity, attempt: Attempt, pgJob: JobWithMetadata<unknown>, unwritten: Running | null): JobContext {
+  const ownsSection = () => store.owns(job.jid, job.attempt, unwritten !== null);
   return {
     attempt: attempt.attempt,
     maxAttempts: attempt.maxAttempts,
@@ -584,6 +722,6 @@ function contextFor(store: LogStore, job: JobIdentity, attempt: Attempt, pgJob: 
     async assertOwnsSection() {
       if (!(await ownsSection())) throw new StaleAttemptError(job.jid, job.attempt);
     },
-    fenced: (fn, options) => store.fenced(job.jid, job.attempt, fn, options),
+    fenced: (fn, options) => store.fenced(job.jid, job.attempt, fn, options, unwritten ?? undefined),
   };
 }

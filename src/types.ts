@@ -109,7 +109,10 @@ export interface JobContext {
   signal: AbortSignal;
   /** The section this job holds, or null when it takes none (no user or no group). */
   section: { userId: string; group: string } | null;
-  /** True while this attempt still owns its row (and so its section). One query. */
+  /**
+   * True while this attempt still owns its row (and so its section). One query. A job without a
+   * section has no row before its handler: true while it has none (no newer attempt wrote one).
+   */
   ownsSection(): Promise<boolean>;
   /** Throws `StaleAttemptError` unless this attempt still owns its row. */
   assertOwnsSection(): Promise<void>;
@@ -119,6 +122,7 @@ export interface JobContext {
    * longer owns it. While `fn` runs, no newer attempt, reaper or new holder can take the row or the
    * section, so a write made through `tx` never commits beside the section's next holder, even if
    * this process froze past its heartbeat before the call. Writes made outside `tx` are not fenced.
+   * A job without a section that has no row yet writes its `started` row in the transaction first.
    */
   fenced<R>(fn: (tx: PrismaTransaction) => Promise<R>, options?: FencedOptions): Promise<R>;
 }

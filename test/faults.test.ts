@@ -78,6 +78,74 @@ describe('faults', () => {
     joblog.stop();
   }, 60_000);
 
+  test('SIGKILL of jobs without a section in their first second (no row yet): the retry writes the row with the lost attempt; the last attempt\'s row comes from pg-boss\'s side', async () => {
+    const supervisor = await db.boss({ supervise: true, superviseIntervalSeconds: 1, monitorIntervalSeconds: 1 });
+    const joblog = createJobLog({ prisma: db.prisma, boss: supervisor, reaper: { intervalSeconds: 1 } });
+    const retried = queueName('ns-crash-retry');
+    const last = queueName('ns-crash-last');
+    await supervisor.createQueue(retried, { retryLimit: 1, heartbeatSeconds: 10 });
+    await supervisor.createQueue(last, { retryLimit: 0, heartbeatSeconds: 10 });
+    const rowOf = async (jid: string) => (await db.pool.query(`SELECT state::text FROM job_logs WHERE jid = $1::uuid`, [jid])).rows[0] ?? null;
+
+    // Queued before the worker starts: its first fetch of each queue starts both at once.
+    const retryJid = (await supervisor.send(retried, { userId: 'u-ns-retry', hangOnAttempt: 1, noSection: true }))!;
+    const lastJid = (await supervisor.send(last, { userId: 'u-ns-last', hangOnAttempt: 1, noSection: true }))!;
+    const first = await workerProcess([retried, last]);
+    await first.seen(`started ${retryJid} 1`);
+    await first.seen(`started ${lastJid} 1`);
+    first.child.kill('SIGKILL'); // well inside the first second of the second handler: neither has a row
+    expect([await rowOf(retryJid), await rowOf(lastJid)]).toEqual([null, null]);
+    // The reaper's pass over pg-boss's ended jobs covers the queues this log works: this one runs none of their jobs.
+    await joblog.work(last, { ...FAST, type: 'financial_data_import' }, async () => { throw new Error('not to be run here'); });
+    const second = await workerProcess([retried]);
+
+    await second.seen(`finished ${retryJid} 2`);
+    const row = await waitForRow(joblog, retryJid, ['finished']);
+    expect(row).toMatchObject({ attempt: 2, maxAttempts: 2, userId: 'u-ns-retry', group: null });
+    expect(row.errors.map((e) => [e.attempt, e.error.message])).toEqual([
+      [1, 'attempt 1 ended without settling its row: job heartbeat timeout'],
+    ]);
+
+    const dead = await waitForRow(joblog, lastJid, ['failed'], 30_000);
+    expect(dead).toMatchObject({ attempt: 1, userId: null, group: null, error: { code: 'NO_ROW' } });
+    expect(dead.error!.message).toContain('heartbeat');
+    joblog.stop();
+  }, 60_000);
+
+  test('the log\'s connection cut before the write of jobs without a section: their rows go through pg-boss\'s pool instead', async () => {
+    const proxy = await cuttableProxy(new URL(db.url));
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: proxy.url }) });
+    try {
+      const boss = await db.boss(); // pg-boss keeps its own, direct connection
+      const joblog = createJobLog({ prisma, boss, reaper: false });
+      const warnings: JobLogWarning[] = [];
+      joblog.on('warning', (w) => warnings.push(w));
+      const queue = queueName('cut-nosection');
+      await boss.createQueue(queue, { retryLimit: 1, retryDelay: 600 }); // the retry waits: its row stays as attempt 1 left it
+      await joblog.work<{ fail: boolean }>(queue, { ...FAST, type: 'reconciliation' }, async (job) => {
+        proxy.cut(); // no row before the handler; the library's connection dies before the one write
+        if (job.data.fail) throw new Error('bank rejected the file');
+      });
+      const done = (await boss.send(queue, { fail: false }))!;
+      expect((await waitForBossState(db, done, ['completed'], 30_000)).state).toBe('completed');
+      proxy.restore();
+      const failed = (await boss.send(queue, { fail: true }))!;
+      await waitForBossState(db, failed, ['retry'], 30_000);
+      // Written through pg-boss's pool while the log's own connection was cut: no reaper needed.
+      const rows = await db.pool.query(`SELECT jid::text, state::text, attempt, error->>'message' AS message FROM job_logs WHERE jid = ANY ($1::uuid[]) ORDER BY state`, [[done, failed]]);
+      expect(rows.rows).toEqual([
+        { jid: done, state: 'finished', attempt: 1, message: null },
+        { jid: failed, state: 'started', attempt: 1, message: 'bank rejected the file' },
+      ]);
+      expect(warnings.filter((w) => w.code === 'LOG_WRITE_FAILED')).toEqual([]);
+      joblog.stop();
+    } finally {
+      proxy.restore();
+      await prisma.$disconnect();
+      await proxy.close();
+    }
+  }, 60_000);
+
   test('connection cut while settling: the settle is tried again, then the row stays started and reap() makes it match pg-boss', async () => {
     const proxy = await cuttableProxy(new URL(db.url));
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: proxy.url }) });

@@ -30,7 +30,8 @@ describe('tracked worker', () => {
     const { boss, joblog } = await tracked(db);
     const queue = queueName('long');
     await boss.createQueue(queue);
-    await joblog.work(queue, { ...FAST, type: 'report_export' }, async (job) => {
+    // A job with a section: its row is claimed before the handler, which backdates it.
+    await joblog.work(queue, { ...FAST, type: 'report_export', group: 'reports', userId: () => 'u-long' }, async (job) => {
       await db.pool.query(`UPDATE job_logs SET started_at = now() - interval '30 days' WHERE jid = $1`, [job.id]);
     });
     const jid = (await boss.send(queue, {}))!;

@@ -6,9 +6,11 @@
 //
 // What keeps a summary true:
 // - an hour is summarised only once it ended `graceSeconds` ago (a row's started_at is the clock of
-//   its insert; the grace covers a transaction that commits after the hour ended) and only when no
-//   row of it is `started`: a `started` row still changes (settle, reaper, cancel), so its hour
-//   stays live until the row is settled;
+//   its insert, or, for a job without a section, when its handler started: a second or two before
+//   its row is written, since a run over a second gets its `started` row then; the grace covers
+//   a transaction that commits after the hour ended) and only when no row of it is `started`: a
+//   `started` row still changes (settle, reaper, cancel), so its hour stays live until the row is
+//   settled;
 // - the statements that change a settled row's hour (retry moves the row to now, prune deletes it,
 //   the reconciler writes a row with pg-boss's start time) mark that hour and its day stale in the
 //   same statement (sql.markStale); the next pass deletes stale summaries and summarises again.
