@@ -53,7 +53,7 @@ export interface MetricsRegistry {
   getSingleMetric(name: string): unknown;
 }
 
-/** Options of `joblog.metrics()` and `createMetrics()`. */
+/** Options of `joblog.metrics()`. */
 export interface MetricsOptions {
   /** The app's prom-client `Registry` (e.g. prom-client's global `register`). Default a new one (returned). */
   registry?: MetricsRegistry;

@@ -83,7 +83,7 @@ export interface JobLogOptions {
    */
   writesThrough?: 'prisma' | 'pg-boss';
   /**
-   * One OpenTelemetry span per attempt whose handler runs (`process <queue>`, see docs/metrics.md),
+   * One OpenTelemetry span per attempt whose handler runs (`attempt <queue>`, a child of pg-boss's own `process <queue>` span; see docs/metrics.md),
    * when the app has `@opentelemetry/api` installed. Default true; without the package nothing is
    * loaded and nothing is done per job. `false` turns the spans off.
    */

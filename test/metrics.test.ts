@@ -166,13 +166,22 @@ describe('metrics', () => {
     expect((await plain(new Request('http://app.test/metrics', { headers: { authorization: `Bearer ${token}` } }))).status).toBe(404);
   });
 
-  test('without prom-client installed, metrics() says what to install', async () => {
+  test('without prom-client installed, metrics() and the dashboard\'s /metrics say what to install', async () => {
     const script = `const { createJobLog } = await import(${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)});
-      try { await createJobLog({ prisma: { $queryRawUnsafe() {} } }).metrics(); console.log('no error'); }
-      catch (error) { console.log(error.code + ': ' + error.message); }`;
+      const { createDashboard } = await import(${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)});
+      const joblog = createJobLog({ prisma: { $queryRawUnsafe() {} } });
+      try { await joblog.metrics(); console.log('no error'); }
+      catch (error) { console.log(error.code + ': ' + error.message); }
+      const dashboard = createDashboard({ joblog, token: 'metrics-token-0123456789', metrics: true, onError: () => {} });
+      const r = await dashboard(new Request('http://app.test/metrics', { headers: { authorization: 'Bearer metrics-token-0123456789' } }));
+      console.log(r.status, r.headers.get('content-type'), (await r.text()).trim());`;
     const hook = new URL('./fixtures/no-peers/hide-peers.mjs', import.meta.url).pathname;
     const env = { ...process.env, HIDE_PEERS: 'prom-client' };
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', hook, '--input-type=module', '-e', script], { env });
-    expect(stdout.trim()).toBe('MISSING_PEER: metrics need prom-client, an optional peer dependency: npm install prom-client');
+    expect(stdout.trim().split('\n')).toEqual([
+      'MISSING_PEER: metrics need prom-client, an optional peer dependency: npm install prom-client',
+      // the dashboard's /metrics answers a scraper in text, not with its HTML error page
+      '500 text/plain; charset=utf-8 metrics need prom-client, an optional peer dependency: npm install prom-client',
+    ]);
   });
 });

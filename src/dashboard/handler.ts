@@ -304,7 +304,7 @@ function metricsOf(config: ParsedDashboardOptions): ((request: Request) => Promi
   const { metrics, joblog } = config;
   if (metrics === false) return undefined;
   let scrape: Request | undefined;
-  const onError = (error: unknown) => (config.onError ?? ((e: unknown) => console.error('joblog dashboard metrics:', e)))(error, scrape!);
+  const onError = (error: unknown) => onErrorOf(config)(error, scrape!);
   const options = { statementTimeoutMs: config.statementTimeoutMs };
   let made: Promise<MetricsRegistry> | undefined;
   const registry = (): Promise<MetricsRegistry> => {
@@ -314,7 +314,15 @@ function metricsOf(config: ParsedDashboardOptions): ((request: Request) => Promi
     return made;
   };
   return async (request) => {
-    const r = await registry();
+    let r: MetricsRegistry;
+    try {
+      r = await registry();
+    } catch (error) {
+      if (!(error instanceof JobLogError && error.code === 'MISSING_PEER')) throw error;
+      // A scraper reads text, not the HTML error page: say what to install, in its own words.
+      onErrorOf(config)(error, request);
+      return new Response(`${error.message}\n`, { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' } });
+    }
     scrape = request;
     return new Response(await r.metrics(), {
       status: 200,
@@ -344,8 +352,10 @@ function knownTypesOf(config: ParsedDashboardOptions): () => Promise<string[]> {
   };
 }
 
+const onErrorOf = (config: ParsedDashboardOptions) => config.onError ?? ((e: unknown) => console.error('joblog dashboard:', e));
+
 function failure(request: Request, config: ParsedDashboardOptions, error: unknown): Response {
-  (config.onError ?? ((e: unknown) => console.error('joblog dashboard:', e)))(error, request);
+  onErrorOf(config)(error, request);
   const body = errorPage({
     base: config.basePath,
     status: 500,
