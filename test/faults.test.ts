@@ -2,13 +2,10 @@
 // being settled, an attempt that outlives its timeout, and bad input on every public entry.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PrismaPg } from '@prisma/adapter-pg';
 import { afterAll, describe, expect, test } from 'vitest';
-import { PrismaClient } from '../src/generated/prisma/client.ts';
-import { createJobLog, InvalidOptionsError, type JobLogWarning } from '../src/index.ts';
+import { createJobLog, InvalidOptionsError } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
-import { cuttableProxy } from './helpers/proxy.ts';
-import { FAST, gate, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
+import { FAST, gate, queueName, tracked, waitForBossState, waitForRow, withCuttableLog } from './helpers/joblog.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const db = setupTestDb('faults');
@@ -113,13 +110,7 @@ describe('faults', () => {
   }, 60_000);
 
   test('the log\'s connection cut before the write of jobs without a section: their rows go through pg-boss\'s pool instead', async () => {
-    const proxy = await cuttableProxy(new URL(db.url));
-    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: proxy.url }) });
-    try {
-      const boss = await db.boss(); // pg-boss keeps its own, direct connection
-      const joblog = createJobLog({ prisma, boss, reaper: false });
-      const warnings: JobLogWarning[] = [];
-      joblog.on('warning', (w) => warnings.push(w));
+    await withCuttableLog(db, async ({ proxy, boss, joblog, warnings }) => {
       const queue = queueName('cut-nosection');
       await boss.createQueue(queue, { retryLimit: 1, retryDelay: 600 }); // the retry waits: its row stays as attempt 1 left it
       await joblog.work<{ fail: boolean }>(queue, { ...FAST, type: 'reconciliation' }, async (job) => {
@@ -138,22 +129,11 @@ describe('faults', () => {
         { jid: failed, state: 'started', attempt: 1, message: 'bank rejected the file' },
       ]);
       expect(warnings.filter((w) => w.code === 'LOG_WRITE_FAILED')).toEqual([]);
-      joblog.stop();
-    } finally {
-      proxy.restore();
-      await prisma.$disconnect();
-      await proxy.close();
-    }
+    });
   }, 60_000);
 
   test('connection cut while settling: the settle is tried again, then the row stays started and reap() makes it match pg-boss', async () => {
-    const proxy = await cuttableProxy(new URL(db.url));
-    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: proxy.url }) });
-    try {
-      const boss = await db.boss(); // pg-boss keeps its own, direct connection
-      const joblog = createJobLog({ prisma, boss, reaper: false });
-      const warnings: JobLogWarning[] = [];
-      joblog.on('warning', (w) => warnings.push(w));
+    await withCuttableLog(db, async ({ proxy, boss, joblog, warnings }) => {
       const queue = queueName('cut');
       await boss.createQueue(queue, { retryLimit: 0 });
       await joblog.work<{ userId: string; fail: boolean }>(queue, {
@@ -190,10 +170,7 @@ describe('faults', () => {
         `SELECT count(*)::int AS n FROM job_logs l JOIN pgboss.job j ON j.name = l.queue AND j.id = l.jid
           WHERE l.state = 'started' AND j.state IN ('completed', 'failed', 'cancelled')`);
       expect(rows[0].n).toBe(0);
-    } finally {
-      await prisma.$disconnect();
-      await proxy.close();
-    }
+    });
   }, 60_000); // each settle is tried again for ~8 s before it is given up
 
   test('a timed-out attempt that finishes after the newer attempt settled cannot touch its row', async () => {

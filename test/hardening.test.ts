@@ -4,13 +4,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { PrismaPg } from '@prisma/adapter-pg';
 import { afterAll, describe, expect, test } from 'vitest';
-import { PrismaClient } from '../src/generated/prisma/client.ts';
-import { createJobLog, type JobLogWarning } from '../src/index.ts';
+import { createJobLog } from '../src/index.ts';
 import { setupTestDb } from './helpers/db.ts';
-import { cuttableProxy } from './helpers/proxy.ts';
-import { FAST, gate, queueName, tracked, waitForBossState, waitForRow } from './helpers/joblog.ts';
+import { FAST, gate, queueName, tracked, waitForBossState, waitForRow, withCuttableLog } from './helpers/joblog.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const db = setupTestDb('hardening');
@@ -160,13 +157,7 @@ describe('one true row per job when the log fails', () => {
   });
 
   test('a settle cut by a connection blip is tried again: the row ends finished and pg-boss completes the job once', async () => {
-    const proxy = await cuttableProxy(new URL(db.url));
-    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: proxy.url }) });
-    try {
-      const boss = await db.boss();
-      const joblog = createJobLog({ prisma, boss, reaper: false });
-      const warnings: JobLogWarning[] = [];
-      joblog.on('warning', (w) => warnings.push(w));
+    await withCuttableLog(db, async ({ proxy, boss, joblog, warnings }) => {
       const queue = queueName('blip');
       await boss.createQueue(queue, { retryLimit: 2 });
       let runs = 0;
@@ -180,10 +171,7 @@ describe('one true row per job when the log fails', () => {
       expect(runs).toBe(1);
       expect(await joblog.get(jid)).toMatchObject({ state: 'finished', attempt: 1 });
       expect(warnings.filter((w) => w.jid === jid)).toEqual([]);
-    } finally {
-      await prisma.$disconnect();
-      await proxy.close();
-    }
+    });
   });
 
   test('pg-boss failing a job whose handler finished (its completion was cut): reap() makes pg-boss say completed', async () => {

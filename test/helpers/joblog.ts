@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
 import { createJobLog, type JobLog, type JobLogWarning } from '../../src/index.ts';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaClient } from '../../src/generated/prisma/client.ts';
 import type { TestDb } from './db.ts';
+import { cuttableProxy } from './proxy.ts';
 import { waitFor } from './wait.ts';
 
 /** A unique queue name, so tests in one file never see each other's jobs. */
@@ -63,3 +66,24 @@ export async function holdSection(joblog: JobLog, userId: string, group = 'finan
 }
 
 export const FAST = { pollingIntervalSeconds: 0.5 } as const;
+
+/** A tracked log whose Prisma connection runs through a proxy the test can cut; pg-boss keeps its own, direct one. */
+export async function withCuttableLog(
+  db: TestDb,
+  run: (log: { proxy: Awaited<ReturnType<typeof cuttableProxy>>; boss: PgBoss; joblog: JobLog; warnings: JobLogWarning[] }) => Promise<void>,
+): Promise<void> {
+  const proxy = await cuttableProxy(new URL(db.url));
+  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: proxy.url }) });
+  try {
+    const boss = await db.boss();
+    const joblog = createJobLog({ prisma, boss, reaper: false });
+    const warnings: JobLogWarning[] = [];
+    joblog.on('warning', (w) => warnings.push(w));
+    await run({ proxy, boss, joblog, warnings });
+    joblog.stop();
+  } finally {
+    proxy.restore();
+    await prisma.$disconnect();
+    await proxy.close();
+  }
+}
