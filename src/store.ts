@@ -308,13 +308,19 @@ export class LogStore {
    * statement per set of `fields` columns. Resolves to the jids written.
    */
   async recordRunning(runs: Running[]): Promise<Set<string>> {
-    const now = performance.now();
     const written = await perFieldSet(runs, (r) => r.identity, async (set) => {
-      const rows = await this.#rows(sql.recordRunning, [toJson(set.map((r) => runInput(r, now)))], this.#fieldColumns(set[0]!.identity));
+      const [statement, input] = this.#recordRunning(set);
+      const rows = await this.#query(statement, [input]);
       const jids = new Set(rows.map((row) => row.jid as string));
       return set.map((r) => jids.has(r.identity.jid));
     });
     return new Set(runs.filter((_, i) => written[i]).map((r) => r.identity.jid));
+  }
+
+  /** `sql.recordRunning` bound to the table, and its input, for runs whose `fields` name the same columns. */
+  #recordRunning(runs: Running[]): [statement: string, input: string] {
+    const now = performance.now();
+    return [this.#table.bind(sql.recordRunning, this.#fieldColumns(runs[0]!.identity)), toJson(runs.map((r) => runInput(r, now)))];
   }
 
   #terminal(jids: string[]): void {
@@ -417,10 +423,7 @@ export class LogStore {
       throw new InvalidOptionsError('fenced', [{ path: 'prisma', message: 'the Prisma client given to createJobLog has no $transaction: pass the PrismaClient itself, not a transaction client' }]);
     }
     return prisma.$transaction(async (tx) => {
-      if (run) {
-        const statement = this.#table.bind(sql.recordRunning, this.#fieldColumns(run.identity));
-        await tx.$queryRawUnsafe(statement, toJson([runInput(run, performance.now())]));
-      }
+      if (run) await tx.$queryRawUnsafe(...this.#recordRunning([run]));
       const rows = (await tx.$queryRawUnsafe<unknown[]>(this.#table.bind(sql.lockOwnRow), jid, attempt, options?.timeout ?? PRISMA_TRANSACTION_TIMEOUT_MS)) ?? [];
       if (rows.length !== 1) throw new StaleAttemptError(jid, attempt);
       return fn(tx);

@@ -487,10 +487,7 @@ async function settleAll(store: LogStore, warn: WarningSink, settlements: Settle
       const w = written[i]!;
       if (w === true) continue;
       if (w === false) {
-        // After a lost answer, a retry finds the row the first try already wrote.
-        if (tries > 0 && (await settledAsMeant(store, s))) continue;
-        const error = new StaleAttemptError(s.jid, s.attempt);
-        warn({ code: 'STALE_ATTEMPT', message: `${error.message}; its result was not written`, jid: s.jid, attempt: s.attempt });
+        await fencedOff(store, warn, s, tries > 0);
       } else if (isConnectionError(w.error) && tries < SETTLE_RETRY_DELAYS_MS.length) {
         again.push(s);
       } else if (s.run && isConnectionError(w.error)) {
@@ -523,13 +520,21 @@ async function lastResort(store: LogStore, warn: WarningSink, lost: { s: Settlem
   for (const [i, { s, error }] of lost.entries()) {
     if (written?.[i] === true) continue;
     if (written?.[i] === false) {
-      if (await settledAsMeant(store, s)) continue; // an earlier try wrote it; its answer was lost
-      const stale = new StaleAttemptError(s.jid, s.attempt);
-      warn({ code: 'STALE_ATTEMPT', message: `${stale.message}; its result was not written`, jid: s.jid, attempt: s.attempt });
+      await fencedOff(store, warn, s, true);
     } else {
       logWriteFailed(warn, 'settle', s.jid, s.attempt, failure ?? error);
     }
   }
+}
+
+/**
+ * A settle the attempt fence refused: a stale attempt's, reported; unless `retried` and the row
+ * already says what `s` meant (an earlier try wrote it and its answer was lost).
+ */
+async function fencedOff(store: LogStore, warn: WarningSink, s: Settlement, retried: boolean): Promise<void> {
+  if (retried && (await settledAsMeant(store, s))) return;
+  const error = new StaleAttemptError(s.jid, s.attempt);
+  warn({ code: 'STALE_ATTEMPT', message: `${error.message}; its result was not written`, jid: s.jid, attempt: s.attempt });
 }
 
 /** Does the row already say what `s` meant to write (by the same attempt)? */
@@ -717,7 +722,7 @@ function contextFor(store: LogStore, job: JobIdentity, attempt: Attempt, pgJob: 
     maxAttempts: attempt.maxAttempts,
     isLastAttempt: attempt.isLast,
     signal: pgJob.signal,
-    section: job.userId !== null && job.group !== null ? { userId: job.userId, group: job.group } : null,
+    section: takesSection(job) ? { userId: job.userId!, group: job.group! } : null,
     ownsSection,
     async assertOwnsSection() {
       if (!(await ownsSection())) throw new StaleAttemptError(job.jid, job.attempt);

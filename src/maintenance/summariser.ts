@@ -120,19 +120,19 @@ WITH candidates AS (
   ON CONFLICT DO NOTHING
   RETURNING start
 ), hours AS (
-  SELECT m.start AS day, t.* FROM marked m
+  SELECT m.start AS period, t.* FROM marked m
     JOIN job_log_period_types t ON t.span = 'hour' AND t.start >= m.start AND t.start < m.start + interval '${hours} hours'
 ), merged AS (
-  SELECT h.day, h.job_type, x.b, sum(x.n)::int AS n
+  SELECT h.period, h.job_type, x.b, sum(x.n)::int AS n
     FROM hours h CROSS JOIN LATERAL unnest(h.duration_buckets, h.duration_counts) AS x(b, n)
    GROUP BY 1, 2, 3
 ), written AS (
   INSERT INTO job_log_period_types (span, start, job_type, ${STATES.join(', ')}, duration_max, duration_buckets, duration_counts)
-  SELECT '${span}', h.day, h.job_type, ${STATES.map((s) => `sum(h.${s})`).join(', ')}, max(h.duration_max),
-         coalesce((SELECT array_agg(b ORDER BY b) FROM merged x WHERE x.day = h.day AND x.job_type = h.job_type), '{}'),
-         coalesce((SELECT array_agg(n ORDER BY b) FROM merged x WHERE x.day = h.day AND x.job_type = h.job_type), '{}')
+  SELECT '${span}', h.period, h.job_type, ${STATES.map((s) => `sum(h.${s})`).join(', ')}, max(h.duration_max),
+         coalesce((SELECT array_agg(b ORDER BY b) FROM merged x WHERE x.period = h.period AND x.job_type = h.job_type), '{}'),
+         coalesce((SELECT array_agg(n ORDER BY b) FROM merged x WHERE x.period = h.period AND x.job_type = h.job_type), '{}')
     FROM hours h
-   GROUP BY h.day, h.job_type
+   GROUP BY h.period, h.job_type
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM marked)::int AS periods, (SELECT count(*) FROM written)::int AS rows`;
