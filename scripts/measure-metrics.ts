@@ -11,6 +11,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from '../src/generated/prisma/client.ts';
 import { createJobLog } from '../src/index.ts';
+import { timings } from './bench/stats.ts';
 import { makeRows } from './lib/make-rows.ts';
 import { databaseUrl, migrate, startEmbeddedServer, withClient } from './lib/database.ts';
 
@@ -71,13 +72,6 @@ async function measure(rows: number): Promise<string> {
 }
 
 async function time(scrape: () => Promise<unknown>): Promise<string> {
-  await scrape();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    await scrape();
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
+  const times = await timings(scrape, runs);
   return `${times[Math.floor(times.length / 2)]!.toFixed(1)} / ${times.at(-1)!.toFixed(1)}`;
 }

@@ -12,6 +12,7 @@ import pg from 'pg';
 import { PrismaClient } from '../src/generated/prisma/client.ts';
 import { createJobLog, type PrismaLike } from '../src/index.ts';
 import { countDoomed, deleteBatch } from '../src/maintenance/pruner.ts';
+import { timings } from './bench/stats.ts';
 import { makeRows } from './lib/make-rows.ts';
 import { databaseUrl, migrate, startEmbeddedServer, withClient } from './lib/database.ts';
 
@@ -71,14 +72,7 @@ try {
   console.log('| query | median ms | min ms | index read |');
   console.log('|---|---:|---:|---|');
   const timeCase = async (label: string, run: () => Promise<unknown>) => {
-    await run();
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const t = performance.now();
-      await run();
-      times.push(performance.now() - t);
-    }
-    times.sort((a, b) => a - b);
+    const times = await timings(run, runs);
     const statement = seen.at(-1)!;
     console.log(`| \`${label}\` | ${times[Math.floor(times.length / 2)]!.toFixed(1)} | ${times[0]!.toFixed(1)} | ${await indexes(statement.sql, statement.values)} |`);
   };

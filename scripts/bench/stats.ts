@@ -9,6 +9,18 @@ export function percentile(samples: number[], p: number): number {
 
 export const median = (samples: number[]): number => percentile(samples, 50);
 
+/** Milliseconds of each of `runs` calls of `run`, after one warm-up call, sorted. */
+export async function timings(run: () => Promise<unknown>, runs: number): Promise<number[]> {
+  await run();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now();
+    await run();
+    times.push(performance.now() - started);
+  }
+  return times.sort((a, b) => a - b);
+}
+
 /** Milliseconds since `start` (a `performance.now()` reading). */
 export const since = (start: number): number => performance.now() - start;
 
